@@ -1,0 +1,150 @@
+package aritma
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
+)
+
+// tokenSource hands out one role's access token: the cached one while it has
+// enough life left, otherwise a new one from a grant that all concurrent
+// readers of the role share. Its settings never change; a role or
+// environment change replaces the whole source.
+type tokenSource struct {
+	role         string
+	environment  string
+	grant        *grantClient
+	minRemaining time.Duration
+	// secret is the client secret, kept only to scrub it from upstream
+	// messages in case a server echoes it.
+	secret string
+	now    func() time.Time
+	logger hclog.Logger
+
+	flight  singleflight.Group
+	current atomic.Pointer[accessToken]
+}
+
+// reuseThreshold is how much life a cached token must have left to be handed
+// out again: the role's min_remaining, but at least a fifth and at most half
+// of the token's lifetime.
+//
+// The fifth is for Vault Agent, which re-reads a non-renewable secret after
+// 85-95% of its lease: since a lease here lasts as long as the token has left,
+// every such re-read finds at most 15% of the lifetime left, below a fifth,
+// and gets a new token. The agent then reads once per token and never renders
+// one that is about to die. The half keeps a min_remaining longer than the
+// bank's tokens live from turning every read into a grant.
+func reuseThreshold(lifetime, minRemaining time.Duration) time.Duration {
+	return min(max(minRemaining, lifetime/5), lifetime/2)
+}
+
+// usable reports whether t may be handed out at now to a reader that wants at
+// least want of life left.
+func (t *accessToken) usable(now time.Time, minRemaining, want time.Duration) bool {
+	left := t.expiresAt.Sub(now)
+	return left > reuseThreshold(t.lifetime(), minRemaining) && left >= want && left >= time.Second
+}
+
+// flightResult is what one shared grant gives its readers.
+type flightResult struct {
+	token *accessToken
+	fresh bool // issued by this flight rather than found in the cache
+}
+
+// token returns a token with at least want of life left (and the reuse rule
+// above), and whether it was issued just now. Readers of one role share one
+// grant; readers of other roles never wait on it.
+func (s *tokenSource) token(ctx context.Context, want time.Duration) (*accessToken, bool, []string, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
+			return t, false, nil, nil
+		}
+		// The grant runs without the reader's cancellation: other readers
+		// share it, and its result is worth caching even if this reader left.
+		ch := s.flight.DoChan("grant", func() (any, error) {
+			return s.refresh(context.WithoutCancel(ctx), want)
+		})
+		var res singleflight.Result
+		select {
+		case <-ctx.Done():
+			return nil, false, nil, ctx.Err()
+		case res = <-ch:
+		}
+		if res.Err != nil {
+			return s.fallback(want, res.Err)
+		}
+		got := res.Val.(flightResult)
+		left := got.token.expiresAt.Sub(s.now())
+		if left >= want && left >= time.Second {
+			return got.token, got.fresh, nil, nil
+		}
+		if got.fresh {
+			return nil, false, nil, upstreamError(fmt.Sprintf(
+				"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
+				got.token.lifetime().Round(time.Second), want))
+		}
+		// The flight served a cached token to a reader that wanted less;
+		// go round once more for our own grant.
+	}
+	return nil, false, nil, fmt.Errorf("no token for role %q after two attempts", s.role)
+}
+
+// refresh runs inside the shared flight. It checks the cache again first: a
+// flight that ended after this reader's own check may have stored a good token.
+func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightResult, error) {
+	if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
+		return flightResult{token: t}, nil
+	}
+	t, err := s.grant.fetch(ctx, s.now)
+	if err != nil {
+		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", s.scrub(err.Error()))
+		return flightResult{}, err
+	}
+	s.current.Store(t)
+	s.logger.Debug("token issued", "role", s.role, "environment", s.environment,
+		"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
+	return flightResult{token: t, fresh: true}, nil
+}
+
+// fallback answers a failed grant: with the cached token if it still meets
+// the role's min_remaining and the reader's want (and a warning saying so),
+// otherwise with the error.
+func (s *tokenSource) fallback(want time.Duration, grantErr error) (*accessToken, bool, []string, error) {
+	if t := s.current.Load(); t != nil {
+		left := t.expiresAt.Sub(s.now())
+		need := max(min(s.minRemaining, t.lifetime()/2), want, time.Second)
+		if left >= need {
+			warning := fmt.Sprintf("a new token could not be fetched (%s); this cached token expires at %s",
+				s.scrub(grantErr.Error()), t.expiresAt.UTC().Format(time.RFC3339))
+			return t, false, []string{warning}, nil
+		}
+	}
+	return nil, false, nil, s.scrubError(grantErr)
+}
+
+// scrub removes the client secret from a message, should a server have
+// echoed it back in an error description.
+func (s *tokenSource) scrub(msg string) string {
+	if s.secret == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, s.secret, "[redacted]")
+}
+
+func (s *tokenSource) scrubError(err error) error {
+	msg := s.scrub(err.Error())
+	if msg == err.Error() {
+		return err
+	}
+	if coded, ok := err.(logical.HTTPCodedError); ok {
+		return logical.CodedError(coded.Code(), msg)
+	}
+	return upstreamError(msg)
+}

@@ -1,0 +1,198 @@
+// Test OAuth 2.0 authorization server for the end-to-end tests.
+//
+// Usage: node server.mjs <config.json>
+//
+// Built on oidc-provider with routes shaped like Aritma's IdentityServer
+// (/connect/token, /connect/introspect, /connect/revocation). It serves only
+// the client_credentials grant. When it is listening it prints ONE line of
+// JSON (issuer and endpoint URLs) to stdout; everything else goes to stderr.
+// Client secrets and tokens are never printed.
+//
+// Extra test-only routes:
+//   GET  /test/stats  token endpoint counters (from oidc-provider's events)
+//   POST /test/reset  zero the counters (204)
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+
+// stdout is reserved for the single ready line. oidc-provider prints its
+// NOTICEs with console.info (i.e. to stdout), so send all console output to
+// stderr. This must happen before oidc-provider is loaded, hence the dynamic
+// import below.
+console.log = console.info = console.debug = console.error;
+const { default: Provider, errors } = await import('oidc-provider');
+
+const SCOPES = ['api', 'bankservice', 'IDENTITY'];
+
+function fail(message) {
+  console.error(`oauthserver: ${message}`);
+  process.exit(1);
+}
+
+function loadConfig(path) {
+  if (!path) fail('usage: node server.mjs <config.json>');
+  let cfg;
+  try {
+    cfg = JSON.parse(fs.readFileSync(path, 'utf8'));
+  } catch (err) {
+    fail(`cannot read config ${path}: ${err.message}`);
+  }
+  const port = cfg.port ?? 0;
+  const tokenTTL = cfg.token_ttl ?? 3600;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail('config: port must be an integer 0-65535');
+  if (!Number.isInteger(tokenTTL) || tokenTTL <= 0) fail('config: token_ttl must be a positive integer');
+  if (!Array.isArray(cfg.clients) || cfg.clients.length === 0) fail('config: clients must be a non-empty array');
+
+  // access_token_format is ours: remember it per client and strip it; every
+  // other key is passed through as oidc-provider client metadata.
+  const formats = new Map();
+  const clients = cfg.clients.map(({ access_token_format: format = 'jwt', ...metadata }) => {
+    if (typeof metadata.client_id !== 'string' || !metadata.client_id) fail('config: every client needs a client_id');
+    if (format !== 'jwt' && format !== 'opaque') fail(`config: client ${metadata.client_id}: access_token_format must be "jwt" or "opaque"`);
+    formats.set(metadata.client_id, format);
+    return {
+      // Machine-to-machine clients: no redirects, no authorization endpoint.
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      ...metadata,
+    };
+  });
+  return { port, tokenTTL, clients, formats };
+}
+
+// In-memory RS256 signing key, so no key material is ever committed.
+function signingJWKS() {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { keys: [{ ...jwk, alg: 'RS256', use: 'sig', kid: crypto.randomUUID() }] };
+}
+
+function newStats() {
+  return { grants: 0, by_client: {}, failures: 0, errors: {} };
+}
+
+const { port, tokenTTL, clients, formats } = loadConfig(process.argv[2]);
+let stats = newStats();
+
+// The issuer contains the port, which is only known once we listen (port 0),
+// so listen first and create the provider afterwards. No request can arrive
+// before the ready line is printed, so `handler` is always set by then.
+let handler;
+const server = http.createServer((req, res) => handler(req, res));
+server.on('error', (err) => fail(`listen: ${err.message}`));
+await new Promise((resolve) => { server.listen(port, '127.0.0.1', resolve); });
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+// One resource server stands for "the bank API". It is always the default
+// resource (see defaultResource), so a client_credentials request without a
+// `resource` parameter still goes through it: that is what lets us choose the
+// access token format (JWT or opaque) per client and carry the scope in it.
+const RESOURCE = `${issuer}/api`;
+
+const provider = new Provider(issuer, {
+  clients,
+  jwks: signingJWKS(),
+  cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
+  // Listing the scopes here makes them "known": a client asking for one that is
+  // not in its own `scope` metadata gets invalid_scope (like IdentityServer).
+  scopes: SCOPES,
+  routes: {
+    token: '/connect/token',
+    introspection: '/connect/introspect',
+    revocation: '/connect/revocation',
+    jwks: '/.well-known/jwks',
+  },
+  ttl: {
+    ClientCredentials: () => tokenTTL,
+  },
+  features: {
+    devInteractions: { enabled: false }, // no end-user flows here
+    clientCredentials: { enabled: true },
+    // Explicit policies (the defaults behave the same but log a warning):
+    // any configured client may introspect any token, as a resource server
+    // would; only the owning client may revoke a token (RFC 7009).
+    introspection: { enabled: true, allowedPolicy: () => true },
+    revocation: {
+      enabled: true,
+      allowedPolicy: (ctx, client, token) => {
+        if (token.clientId !== client.clientId) throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        return true;
+      },
+    },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => RESOURCE,
+      getResourceServerInfo: (ctx, resourceIndicator, client) => {
+        if (resourceIndicator !== RESOURCE) throw new errors.InvalidTarget();
+        return {
+          scope: SCOPES.join(' '), // per-client limits are enforced by the client's `scope` metadata
+          audience: RESOURCE,
+          accessTokenTTL: tokenTTL,
+          accessTokenFormat: formats.get(client.clientId) ?? 'jwt',
+        };
+      },
+    },
+  },
+});
+
+// Counters for /test/stats, fed by oidc-provider's events. A failed token
+// request emits grant.error, except internal errors, which emit server_error.
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params.grant_type !== 'client_credentials') return;
+  const id = ctx.oidc.client.clientId;
+  stats.grants += 1;
+  stats.by_client[id] = (stats.by_client[id] ?? 0) + 1;
+});
+function countFailure(err) {
+  const code = err.error ?? 'server_error';
+  stats.failures += 1;
+  stats.errors[code] = (stats.errors[code] ?? 0) + 1;
+}
+provider.on('grant.error', (ctx, err) => countFailure(err));
+provider.on('server_error', (ctx, err) => {
+  if (ctx.oidc?.route === 'token') countFailure(err);
+});
+
+// Brief error log on stderr: error code and description only (never the
+// request, which may carry a client secret or a token).
+for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'jwks.error', 'discovery.error']) {
+  provider.on(event, (ctx, err) => console.error(`${event}: ${err.error}: ${err.error_description ?? ''}`));
+}
+provider.on('server_error', (ctx, err) => console.error(`server_error: ${ctx.oidc?.route ?? ctx.path}: ${err.message}`));
+
+const providerCallback = provider.callback();
+function sendJSON(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+handler = (req, res) => {
+  const path = req.url.split('?')[0];
+  if (path === '/test/stats') {
+    if (req.method !== 'GET') return sendJSON(res, 405, { error: 'method_not_allowed' });
+    return sendJSON(res, 200, stats);
+  }
+  if (path === '/test/reset') {
+    if (req.method !== 'POST') return sendJSON(res, 405, { error: 'method_not_allowed' });
+    stats = newStats();
+    res.writeHead(204).end();
+    return undefined;
+  }
+  return providerCallback(req, res);
+};
+
+process.stdout.write(`${JSON.stringify({
+  issuer,
+  token_endpoint: `${issuer}/connect/token`,
+  introspection_endpoint: `${issuer}/connect/introspect`,
+  revocation_endpoint: `${issuer}/connect/revocation`,
+  stats_endpoint: `${issuer}/test/stats`,
+})}\n`);
+
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections(); // don't wait for idle keep-alive connections
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

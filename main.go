@@ -1,0 +1,40 @@
+// Command vault-plugin-secrets-aritma serves the Aritma secrets engine to Vault.
+package main
+
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/sdk/plugin"
+
+	"github.com/aritma/vault-plugin-secrets-aritma/aritma"
+)
+
+func main() {
+	// JSON on stderr is what Vault reads from a plugin and re-logs at the
+	// level given; Vault's own log level filters it.
+	logger := hclog.New(&hclog.LoggerOptions{
+		Level:      hclog.Trace,
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+
+	apiClientMeta := &api.PluginAPIClientMeta{}
+	flags := apiClientMeta.FlagSet()
+	if err := flags.Parse(os.Args[1:]); err != nil {
+		logger.Error("plugin shutting down", "error", err)
+		os.Exit(1)
+	}
+
+	err := plugin.ServeMultiplex(&plugin.ServeOpts{
+		BackendFactoryFunc: aritma.Factory,
+		// For Vault versions without plugin AutoMTLS.
+		TLSProviderFunc: api.VaultPluginTLSProvider(apiClientMeta.GetTLSConfig()),
+		Logger:          logger,
+	})
+	if err != nil {
+		logger.Error("plugin shutting down", "error", err)
+		os.Exit(1)
+	}
+}
