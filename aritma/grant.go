@@ -194,7 +194,7 @@ func describeRetrieveError(rerr *oauth2.RetrieveError, tokenURL string) string {
 	}
 	contentType, _, _ := mime.ParseMediaType(rerr.Response.Header.Get("Content-Type"))
 	if contentType == "" {
-		contentType = "untyped"
+		contentType = "undeclared content type"
 	}
-	return msg + fmt.Sprintf(" with a %s body of %d bytes and no OAuth error code", contentType, len(rerr.Body))
+	return msg + fmt.Sprintf(" with %d bytes of %s and no OAuth error code", len(rerr.Body), contentType)
 }

@@ -3,6 +3,7 @@ package aritma
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -227,6 +228,9 @@ func (b *backend) pathEnvironmentWrite(ctx context.Context, req *logical.Request
 	}
 	if v, ok := d.GetOk("auth_method"); ok {
 		env.AuthMethod = v.(string)
+		if !slices.Contains(authMethods, env.AuthMethod) {
+			return logical.ErrorResponse("auth_method must be one of %s, got %q", strings.Join(authMethods, ", "), env.AuthMethod), nil
+		}
 	}
 	if v, ok := d.GetOk("ca_cert"); ok {
 		env.CACert = v.(string)

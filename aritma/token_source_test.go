@@ -1,0 +1,49 @@
+package aritma
+
+import (
+	"testing"
+	"time"
+)
+
+func TestReuseThreshold(t *testing.T) {
+	for name, tc := range map[string]struct {
+		lifetime, minRemaining, want time.Duration
+	}{
+		"1h token, default 1m: a fifth": {lifetime: time.Hour, minRemaining: time.Minute, want: 12 * time.Minute},
+		"1h token, 30m":                 {lifetime: time.Hour, minRemaining: 30 * time.Minute, want: 30 * time.Minute},
+		"1h token, 0":                   {lifetime: time.Hour, minRemaining: 0, want: 12 * time.Minute},
+		"1h token, 2h: capped at half":  {lifetime: time.Hour, minRemaining: 2 * time.Hour, want: 30 * time.Minute},
+		"20s token, 1m: capped at half": {lifetime: 20 * time.Second, minRemaining: time.Minute, want: 10 * time.Second},
+		"5m token, 1m":                  {lifetime: 5 * time.Minute, minRemaining: time.Minute, want: time.Minute},
+		"24h token, 1m: a fifth":        {lifetime: 24 * time.Hour, minRemaining: time.Minute, want: 288 * time.Minute},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := reuseThreshold(tc.lifetime, tc.minRemaining); got != tc.want {
+				t.Errorf("reuseThreshold(%s, %s) = %s, want %s", tc.lifetime, tc.minRemaining, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAccessTokenUsable(t *testing.T) {
+	issued := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)
+	tok := &accessToken{issuedAt: issued, expiresAt: issued.Add(time.Hour)}
+	for name, tc := range map[string]struct {
+		elapsed, minRemaining, want time.Duration
+		usable                      bool
+	}{
+		"fresh":                        {elapsed: 0, minRemaining: time.Minute, usable: true},
+		"just above threshold":         {elapsed: 48*time.Minute - time.Nanosecond, minRemaining: time.Minute, usable: true},
+		"at threshold":                 {elapsed: 48 * time.Minute, minRemaining: time.Minute, usable: false},
+		"reader wants more than left":  {elapsed: 30 * time.Minute, minRemaining: time.Minute, want: 31 * time.Minute, usable: false},
+		"reader wants exactly left":    {elapsed: 30 * time.Minute, minRemaining: time.Minute, want: 30 * time.Minute, usable: true},
+		"expired":                      {elapsed: 2 * time.Hour, minRemaining: 0, usable: false},
+		"role min_remaining above 1/5": {elapsed: 40 * time.Minute, minRemaining: 25 * time.Minute, usable: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := tok.usable(issued.Add(tc.elapsed), tc.minRemaining, tc.want); got != tc.usable {
+				t.Errorf("usable after %s (min_remaining %s, want %s) = %v, want %v", tc.elapsed, tc.minRemaining, tc.want, got, tc.usable)
+			}
+		})
+	}
+}
