@@ -180,7 +180,7 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		"scopes":            nonNil(role.Scopes),
 		"audience":          role.Audience,
 		"resource":          nonNil(role.Resources),
-		"token_params":      role.TokenParams,
+		"token_params":      nonNilMap(role.TokenParams),
 		"min_remaining":     int64(role.MinRemaining.Seconds()),
 	}}, nil
 }
@@ -277,6 +277,14 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	}
 	b.dropRoleSource(name)
 	return nil, nil
+}
+
+// nonNilMap makes empty maps read as {} rather than null.
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 // nonNil makes empty lists read as [] rather than null.

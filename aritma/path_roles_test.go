@@ -25,7 +25,7 @@ func TestRoles_CreateReadListDelete(t *testing.T) {
 		"scopes":            []string{"bankservice"},
 		"audience":          "",
 		"resource":          []string{},
-		"token_params":      map[string]string(nil),
+		"token_params":      map[string]string{},
 		"min_remaining":     int64(60),
 	}
 	if !reflect.DeepEqual(resp.Data, want) {

@@ -195,7 +195,7 @@ expires". Concurrent reads of a role that needs a new token make one request
 to the authorization server. Revoking a lease does not revoke the shared
 token.
 
-` + "`min_remaining`" + ` on the read asks for a token with at least that much life left.
+min_remaining on the read asks for a token with at least that much life left.
 
 If the authorization server refuses, the error carries its HTTP status and
 its error and error_description. If it fails while the cached token still has
