@@ -146,9 +146,15 @@ func rawField(tok *oauth2.Token, key string) (string, bool) {
 	}
 }
 
-// Upstream failures answer 502 (504 for timeouts): the reader did nothing
-// wrong, the authorization server or the path to it did.
+// upstreamError is a failure of the authorization server or the way to it:
+// 502 (504 for timeouts), which Vault's clients retry.
 func upstreamError(msg string) error { return logical.CodedError(http.StatusBadGateway, msg) }
+
+// refusalError is the authorization server refusing the role's request
+// (invalid_client, invalid_scope, ...): 400, because the role's settings must
+// change first, and a 5xx would make Vault's clients and agents repeat a
+// request the server will refuse again.
+func refusalError(msg string) error { return logical.CodedError(http.StatusBadRequest, msg) }
 
 // describeGrantError turns a failed grant into a message for the reader. It
 // carries the status and the server's RFC 6749 section 5.2 error and
@@ -156,7 +162,11 @@ func upstreamError(msg string) error { return logical.CodedError(http.StatusBadG
 func describeGrantError(err error, tokenURL string, timeout time.Duration) error {
 	var rerr *oauth2.RetrieveError
 	if errors.As(err, &rerr) {
-		return upstreamError(describeRetrieveError(rerr, tokenURL))
+		msg := describeRetrieveError(rerr, tokenURL)
+		if isRefusal(rerr) {
+			return refusalError(msg)
+		}
+		return upstreamError(msg)
 	}
 	var nerr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()) {
@@ -170,6 +180,25 @@ func describeGrantError(err error, tokenURL string, timeout time.Duration) error
 	// The oauth2 library's own parse errors ("oauth2: cannot parse json: ...").
 	return upstreamError(fmt.Sprintf("the answer from %s is not a valid token response: %s",
 		tokenURL, strings.TrimPrefix(err.Error(), "oauth2: ")))
+}
+
+// isRefusal tells a refusal of this client's request (4xx, or an OAuth error
+// code on a 200) from the server failing; 429 Too Many Requests is the server
+// failing to keep up.
+func isRefusal(rerr *oauth2.RetrieveError) bool {
+	if rerr.Response == nil {
+		return rerr.ErrorCode != ""
+	}
+	code := rerr.Response.StatusCode
+	switch {
+	case code == http.StatusTooManyRequests:
+		return false
+	case code >= 400 && code < 500:
+		return true
+	case code >= 200 && code < 300:
+		return rerr.ErrorCode != ""
+	}
+	return false
 }
 
 func describeRetrieveError(rerr *oauth2.RetrieveError, tokenURL string) string {

@@ -108,13 +108,28 @@ func TestDescribeGrantError(t *testing.T) {
 	}{
 		"oauth error with description": {
 			err:      &oauth2.RetrieveError{Response: response(400, nil), ErrorCode: "unauthorized_client", ErrorDescription: "grant not allowed", Body: []byte("{}")},
-			wantCode: 502,
+			wantCode: 400,
 			wantMsg:  "token request to " + tokenURL + " failed: 400 Bad Request: unauthorized_client: grant not allowed",
 		},
 		"no error code, JSON body": {
 			err:      &oauth2.RetrieveError{Response: response(500, http.Header{"Content-Type": {"application/json; charset=utf-8"}}), Body: []byte(`{"oops":1}`)},
 			wantCode: 502,
 			wantMsg:  "token request to " + tokenURL + " failed: 500 Internal Server Error with 10 bytes of application/json and no OAuth error code",
+		},
+		"error code on a 200": {
+			err:      &oauth2.RetrieveError{Response: response(200, nil), ErrorCode: "invalid_client"},
+			wantCode: 400,
+			wantMsg:  "token request to " + tokenURL + " failed: 200 OK: invalid_client",
+		},
+		"429 is the server failing, not a refusal": {
+			err:      &oauth2.RetrieveError{Response: response(429, nil), ErrorCode: "slow_down"},
+			wantCode: 502,
+			wantMsg:  "token request to " + tokenURL + " failed: 429 Too Many Requests: slow_down",
+		},
+		"403 without a code is a refusal": {
+			err:      &oauth2.RetrieveError{Response: response(403, http.Header{"Content-Type": {"text/html"}}), Body: []byte("<h1>no</h1>")},
+			wantCode: 400,
+			wantMsg:  "token request to " + tokenURL + " failed: 403 Forbidden with 11 bytes of text/html and no OAuth error code",
 		},
 		"no content type": {
 			err:      &oauth2.RetrieveError{Response: response(503, nil)},

@@ -381,14 +381,14 @@ func TestTokenRead_UpstreamErrors(t *testing.T) {
 			respond: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
 			},
-			wantCode: http.StatusBadGateway,
+			wantCode: http.StatusBadRequest,
 			wantMsg:  "failed: 401 Unauthorized: invalid_client: client authentication failed",
 		},
 		"invalid_scope": {
 			respond: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_scope"})
 			},
-			wantCode: http.StatusBadGateway,
+			wantCode: http.StatusBadRequest,
 			wantMsg:  "failed: 400 Bad Request: invalid_scope",
 		},
 		"HTML error page": {

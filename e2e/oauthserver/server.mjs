@@ -9,6 +9,7 @@
 // Client secrets and tokens are never printed.
 //
 // Extra test-only routes:
+//   GET  /api/me      a resource server: accepts a Bearer token (JWT or opaque)
 //   GET  /test/stats  token endpoint counters (from oidc-provider's events)
 //   POST /test/reset  zero the counters (204)
 
@@ -21,7 +22,20 @@ import * as http from 'node:http';
 // stderr. This must happen before oidc-provider is loaded, hence the dynamic
 // import below.
 console.log = console.info = console.debug = console.error;
+
+// Exit cleanly (code 0) on SIGTERM/SIGINT at any point, even while still
+// starting up (loading oidc-provider takes a moment).
+let server;
+function shutdown() {
+  if (!server) process.exit(0);
+  server.close(() => process.exit(0)); // also called back if not listening yet
+  server.closeAllConnections(); // don't wait for idle keep-alive connections
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+
 const { default: Provider, errors } = await import('oidc-provider');
+const { createLocalJWKSet, jwtVerify } = await import('jose');
 
 const SCOPES = ['api', 'bankservice', 'IDENTITY'];
 
@@ -38,6 +52,7 @@ function loadConfig(path) {
   } catch (err) {
     fail(`cannot read config ${path}: ${err.message}`);
   }
+  if (!cfg || typeof cfg !== 'object') fail('config: must be a JSON object');
   const port = cfg.port ?? 0;
   const tokenTTL = cfg.token_ttl ?? 3600;
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('config: port must be an integer 0-65535');
@@ -62,11 +77,15 @@ function loadConfig(path) {
   return { port, tokenTTL, clients, formats };
 }
 
-// In-memory RS256 signing key, so no key material is ever committed.
-function signingJWKS() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' });
-  return { keys: [{ ...jwk, alg: 'RS256', use: 'sig', kid: crypto.randomUUID() }] };
+// In-memory RS256 signing key, so no key material is ever committed. The
+// public half verifies JWT access tokens at /api/me.
+function signingKeys() {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const meta = { alg: 'RS256', use: 'sig', kid: crypto.randomUUID() };
+  return {
+    privateJWKS: { keys: [{ ...privateKey.export({ format: 'jwk' }), ...meta }] },
+    publicJWKS: { keys: [{ ...publicKey.export({ format: 'jwk' }), ...meta }] },
+  };
 }
 
 function newStats() {
@@ -77,10 +96,9 @@ const { port, tokenTTL, clients, formats } = loadConfig(process.argv[2]);
 let stats = newStats();
 
 // The issuer contains the port, which is only known once we listen (port 0),
-// so listen first and create the provider afterwards. No request can arrive
-// before the ready line is printed, so `handler` is always set by then.
-let handler;
-const server = http.createServer((req, res) => handler(req, res));
+// so listen first and create the provider afterwards.
+let handler = (req, res) => { res.writeHead(503).end(); }; // until ready
+server = http.createServer((req, res) => handler(req, res));
 server.on('error', (err) => fail(`listen: ${err.message}`));
 await new Promise((resolve) => { server.listen(port, '127.0.0.1', resolve); });
 const issuer = `http://127.0.0.1:${server.address().port}`;
@@ -89,11 +107,21 @@ const issuer = `http://127.0.0.1:${server.address().port}`;
 // resource (see defaultResource), so a client_credentials request without a
 // `resource` parameter still goes through it: that is what lets us choose the
 // access token format (JWT or opaque) per client and carry the scope in it.
+//
+// Note: oidc-provider does not store JWT access tokens, and its introspection
+// and revocation endpoints reject any JWT with 400 unsupported_token_type
+// ("Structured JWT Tokens cannot be introspected/revoked ..."); no setting
+// changes that. JWT access tokens are meant to be checked against the JWKS.
+// Introspection and revocation work for opaque tokens only.
 const RESOURCE = `${issuer}/api`;
+const keys = signingKeys();
+const verifyKeys = createLocalJWKSet(keys.publicJWKS);
 
+// No adapter is configured: oidc-provider's in-memory one (it warns about
+// that on stderr) is exactly right for a throwaway test server.
 const provider = new Provider(issuer, {
   clients,
-  jwks: signingJWKS(),
+  jwks: keys.privateJWKS,
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
   // Listing the scopes here makes them "known": a client asking for one that is
   // not in its own `scope` metadata gets invalid_scope (like IdentityServer).
@@ -167,8 +195,39 @@ function sendJSON(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 }
+// GET /api/me stands for the bank API: it accepts a Bearer access token the
+// way a resource server does (a JWT by its signature, issuer, audience and
+// exp; an opaque token by looking it up) and answers with what it carries.
+// Tests use it to check JWT tokens, which introspection cannot (see above).
+async function resourceMe(req, res) {
+  const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+  if (!match) return sendJSON(res, 401, { active: false, error: 'invalid_request' });
+  const token = match[1];
+  try {
+    if (token.split('.').length === 3) {
+      const { payload } = await jwtVerify(token, verifyKeys, { issuer, audience: RESOURCE });
+      return sendJSON(res, 200, {
+        active: true, format: 'jwt', client_id: payload.client_id, scope: payload.scope ?? '', iat: payload.iat, exp: payload.exp,
+      });
+    }
+    // client_credentials grants issue ClientCredentials tokens, not AccessTokens.
+    const stored = await provider.ClientCredentials.find(token);
+    if (!stored || stored.isExpired) throw new Error('unknown or expired token');
+    return sendJSON(res, 200, {
+      active: true, format: 'opaque', client_id: stored.clientId, scope: stored.scope ?? '', iat: stored.iat, exp: stored.exp,
+    });
+  } catch (err) {
+    return sendJSON(res, 401, { active: false, error: 'invalid_token' });
+  }
+}
+
 handler = (req, res) => {
   const path = req.url.split('?')[0];
+  if (path === '/api/me') {
+    if (req.method !== 'GET') return sendJSON(res, 405, { error: 'method_not_allowed' });
+    resourceMe(req, res).catch(() => sendJSON(res, 500, { error: 'server_error' }));
+    return undefined;
+  }
   if (path === '/test/stats') {
     if (req.method !== 'GET') return sendJSON(res, 405, { error: 'method_not_allowed' });
     return sendJSON(res, 200, stats);
@@ -188,11 +247,5 @@ process.stdout.write(`${JSON.stringify({
   introspection_endpoint: `${issuer}/connect/introspect`,
   revocation_endpoint: `${issuer}/connect/revocation`,
   stats_endpoint: `${issuer}/test/stats`,
+  resource_endpoint: `${issuer}/api/me`,
 })}\n`);
-
-function shutdown() {
-  server.close(() => process.exit(0));
-  server.closeAllConnections(); // don't wait for idle keep-alive connections
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
