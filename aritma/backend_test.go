@@ -70,9 +70,11 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	logs := &syncBuffer{}
+	system := logical.TestSystemView()
+	system.PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.21.1"}
 	conf := &logical.BackendConfig{
 		Logger:      hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs}),
-		System:      logical.TestSystemView(),
+		System:      system,
 		StorageView: &logical.InmemStorage{},
 	}
 	raw, err := Factory(context.Background(), conf)
@@ -400,6 +402,31 @@ func TestSecretHygiene_NoSecretOutsideTokenPath(t *testing.T) {
 			if strings.Contains(out, secret) {
 				t.Errorf("the %s appears in a response or error: %s", what, out)
 			}
+		}
+	}
+}
+
+// The generated OpenAPI document names every operation well, for clients
+// generated from it and for the Vault UI.
+func TestOpenAPI_OperationIDs(t *testing.T) {
+	e := newTestEnv(t)
+	resp := e.do(t, logical.HelpOperation, "", nil)
+	doc, ok := resp.Data["openapi"].(map[string]interface{})
+	if !ok {
+		raw, _ := json.Marshal(resp.Data["openapi"])
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("no OpenAPI document: %v", err)
+		}
+	}
+	raw, _ := json.Marshal(doc)
+	for _, id := range []string{
+		"aritma-read-configuration", "aritma-configure", "aritma-delete-configuration",
+		"aritma-list-environments", "aritma-read-environment", "aritma-write-environment", "aritma-delete-environment",
+		"aritma-list-roles", "aritma-read-role", "aritma-write-role", "aritma-delete-role",
+		"aritma-generate-token",
+	} {
+		if !strings.Contains(string(raw), `"operationId":"`+id+`"`) {
+			t.Errorf("OpenAPI has no operation %q", id)
 		}
 	}
 }

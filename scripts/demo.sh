@@ -105,8 +105,11 @@ step "Reading a token"
 show vault read aritma/token/demo
 
 step "A policy that lets one app read only its role's token"
-printf 'path "aritma/token/demo" {\n  capabilities = ["read"]\n}\n' | tee "$work/demo-app.hcl"
-show vault policy write demo-app "$work/demo-app.hcl"
+policy='path "aritma/token/demo" {
+  capabilities = ["read"]
+}'
+printf '$ vault policy write demo-app - <<EOF\n%s\nEOF\n' "$policy"
+vault policy write demo-app - <<<"$policy"
 vault token create -policy=demo-app -field=token >"$work/app-token"
 echo "created an app token with policy demo-app"
 
