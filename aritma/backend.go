@@ -59,6 +59,7 @@ func newBackend() *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
+			Unauthenticated: []string{jwksPathPattern},
 			// Client secrets live in roles; environments may hold CA material
 			// and, later, client keys. Seal-wrap them where the seal can.
 			SealWrapStorage: []string{
@@ -71,6 +72,7 @@ func newBackend() *backend {
 			[]*framework.Path{pathConfig(b)},
 			pathEnvironments(b),
 			pathRoles(b),
+			pathRoleKeys(b),
 			[]*framework.Path{pathToken(b)},
 		),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
@@ -125,7 +127,7 @@ func (b *backend) storeSource(role string, src *tokenSource, generation uint64) 
 	}
 	if b.generation == generation {
 		b.sources[role] = src
-		if b.httpClients[src.environment] == nil {
+		if src.sharedHTTPClient && b.httpClients[src.environment] == nil {
 			b.httpClients[src.environment] = src.grant.httpClient
 		}
 	}

@@ -3,8 +3,10 @@ package aritma
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -31,20 +33,26 @@ type accessToken struct {
 
 func (t *accessToken) lifetime() time.Duration { return t.expiresAt.Sub(t.issuedAt) }
 
-// grantClient runs the client_credentials grant for one role.
+// grantClient runs the client_credentials grant for one role, and revokes
+// the role's per-lease tokens.
 type grantClient struct {
-	config     *clientcredentials.Config
-	httpClient *http.Client
-	timeout    time.Duration
+	tokenURL      string
+	revocationURL string
+	auth          *clientAuth
+	scopes        []string
+	params        url.Values // audience, resource and the role's extra parameters
+	httpClient    *http.Client
+	timeout       time.Duration
 	// assumedLifetime is used when the response has no expires_in and the
 	// token is not a JWT with an exp claim.
 	assumedLifetime time.Duration
 }
 
-// newHTTPClient builds the client for one environment's token endpoint: its
-// own CA roots, a timeout, and no redirects. A redirect from a token endpoint
-// would carry the client's credentials to another address.
-func newHTTPClient(env *environmentEntry, timeout time.Duration) (*http.Client, error) {
+// newHTTPClient builds the client for an authorization server: its CA roots,
+// a client certificate for mutual TLS, a proxy, a timeout, and no redirects.
+// A redirect from a token endpoint would carry the client's credentials to
+// another address.
+func newHTTPClient(env *environmentEntry, cert *tls.Certificate, timeout time.Duration) (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	pool, err := parseCACert(env.CACert)
@@ -52,6 +60,18 @@ func newHTTPClient(env *environmentEntry, timeout time.Duration) (*http.Client, 
 		return nil, fmt.Errorf("ca_cert %v", err)
 	}
 	transport.TLSClientConfig.RootCAs = pool // nil: the system's roots
+	if cert != nil {
+		transport.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+	}
+	// Without a proxy_url, the standard HTTPS_PROXY, HTTP_PROXY and NO_PROXY
+	// variables apply (http.DefaultTransport's behaviour).
+	if env.ProxyURL != "" {
+		proxy, err := url.Parse(env.ProxyURL)
+		if err != nil {
+			return nil, fmt.Errorf("proxy_url %v", stripURL(err))
+		}
+		transport.Proxy = http.ProxyURL(proxy)
+	}
 	return &http.Client{
 		Transport: transport,
 		Timeout:   timeout,
@@ -68,11 +88,69 @@ func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (*accessT
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.httpClient)
 
 	sentAt := now()
-	tok, err := g.config.Token(ctx)
-	if err != nil {
-		return nil, describeGrantError(err, g.config.TokenURL, g.timeout)
+	params := url.Values{}
+	for k, v := range g.params {
+		params[k] = v
 	}
-	return parseToken(tok, g.config.Scopes, sentAt, g.assumedLifetime)
+	if err := g.auth.assertionParams(params, g.tokenURL, sentAt); err != nil {
+		return nil, err
+	}
+	config := &clientcredentials.Config{
+		ClientID:       g.auth.clientID,
+		ClientSecret:   g.auth.secret(),
+		TokenURL:       g.tokenURL,
+		Scopes:         g.scopes,
+		EndpointParams: params,
+		AuthStyle:      g.auth.authStyle(),
+	}
+	tok, err := config.Token(ctx)
+	if err != nil {
+		return nil, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
+	}
+	return parseToken(tok, g.scopes, sentAt, g.assumedLifetime)
+}
+
+// revoke asks the revocation endpoint (RFC 7009) to revoke an access token,
+// authenticating as the client does at the token endpoint.
+func (g *grantClient) revoke(ctx context.Context, token string, now func() time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.revocationURL, nil)
+	if err != nil {
+		return fmt.Errorf("revocation request to %s: %v", g.revocationURL, stripURL(err))
+	}
+	if err := g.auth.authenticate(req, form, g.revocationURL, now()); err != nil {
+		return err
+	}
+	req.Body = io.NopCloser(strings.NewReader(form.Encode()))
+	req.ContentLength = int64(len(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+
+	resp, err := g.httpClient.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("revocation request to %s timed out after %s", g.revocationURL, g.timeout)
+		}
+		return fmt.Errorf("revocation request to %s failed: %v", g.revocationURL, stripURL(err))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	var oauthErr struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	msg := fmt.Sprintf("revocation request to %s failed: %s", g.revocationURL, resp.Status)
+	if json.Unmarshal(body, &oauthErr) == nil && oauthErr.Error != "" {
+		msg += ": " + g.auth.scrub(oauthErr.Error)
+		if oauthErr.Description != "" {
+			msg += ": " + g.auth.scrub(oauthErr.Description)
+		}
+	}
+	return errors.New(msg)
 }
 
 // parseToken turns the library's token into ours, deciding when it expires:
@@ -159,10 +237,11 @@ func refusalError(msg string) error { return logical.CodedError(http.StatusBadRe
 // describeGrantError turns a failed grant into a message for the reader. It
 // carries the status and the server's RFC 6749 section 5.2 error and
 // error_description, never the request or the raw response body.
-func describeGrantError(err error, tokenURL string, timeout time.Duration) error {
+// scrub cleans the text the server chose (error, error_description).
+func describeGrantError(err error, tokenURL string, timeout time.Duration, scrub func(string) string) error {
 	var rerr *oauth2.RetrieveError
 	if errors.As(err, &rerr) {
-		msg := describeRetrieveError(rerr, tokenURL)
+		msg := describeRetrieveError(rerr, tokenURL, scrub)
 		if isRefusal(rerr) {
 			return refusalError(msg)
 		}
@@ -201,16 +280,16 @@ func isRefusal(rerr *oauth2.RetrieveError) bool {
 	return false
 }
 
-func describeRetrieveError(rerr *oauth2.RetrieveError, tokenURL string) string {
+func describeRetrieveError(rerr *oauth2.RetrieveError, tokenURL string, scrub func(string) string) string {
 	status := "an error"
 	if rerr.Response != nil {
 		status = rerr.Response.Status
 	}
 	msg := fmt.Sprintf("token request to %s failed: %s", tokenURL, status)
 	if rerr.ErrorCode != "" {
-		msg += ": " + rerr.ErrorCode
+		msg += ": " + scrub(rerr.ErrorCode)
 		if rerr.ErrorDescription != "" {
-			msg += ": " + rerr.ErrorDescription
+			msg += ": " + scrub(rerr.ErrorDescription)
 		}
 		return msg
 	}

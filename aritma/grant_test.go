@@ -153,7 +153,7 @@ func TestDescribeGrantError(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := describeGrantError(tc.err, tokenURL, 10*time.Second)
+			err := describeGrantError(tc.err, tokenURL, 10*time.Second, func(s string) string { return s })
 			coded, ok := err.(interface{ Code() int })
 			if !ok || coded.Code() != tc.wantCode {
 				t.Errorf("status = %v, want %d", err, tc.wantCode)

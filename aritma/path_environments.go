@@ -14,14 +14,6 @@ import (
 
 const environmentStoragePrefix = "environments/"
 
-// Client authentication methods, named as in RFC 7591's token_endpoint_auth_method.
-const (
-	authClientSecretPost  = "client_secret_post"
-	authClientSecretBasic = "client_secret_basic"
-)
-
-var authMethods = []string{authClientSecretPost, authClientSecretBasic}
-
 const (
 	defaultAssumedTokenLifetime = 5 * time.Minute
 	maxAssumedTokenLifetime     = 24 * time.Hour
@@ -29,15 +21,57 @@ const (
 
 // environmentEntry is one authorization server.
 type environmentEntry struct {
-	TokenURL   string `json:"token_url"`
-	AuthMethod string `json:"auth_method"`
+	// TokenURL is set by the user, or empty when Issuer is, and then the
+	// token endpoint comes from the discovered Metadata.
+	TokenURL      string `json:"token_url,omitempty"`
+	Issuer        string `json:"issuer,omitempty"`
+	RevocationURL string `json:"revocation_url,omitempty"`
+	AuthMethod    string `json:"auth_method"`
+	// AssertionAudience is the aud of private_key_jwt assertions; empty
+	// means the URL of the endpoint the assertion is sent to.
+	AssertionAudience string `json:"assertion_audience,omitempty"`
 	// CACert is a PEM bundle trusted instead of the system's roots.
-	CACert string `json:"ca_cert,omitempty"`
+	CACert    string        `json:"ca_cert,omitempty"`
+	TLSClient tlsClientCert `json:"tls_client,omitempty"`
+	ProxyURL  string        `json:"proxy_url,omitempty"`
 	// RequestTimeout of zero means the config's request_timeout.
 	RequestTimeout time.Duration `json:"request_timeout,omitempty"`
 	// AssumedTokenLifetime applies to tokens whose expiry the response does
 	// not tell (no expires_in, not a JWT with exp).
-	AssumedTokenLifetime time.Duration `json:"assumed_token_lifetime"`
+	AssumedTokenLifetime time.Duration   `json:"assumed_token_lifetime"`
+	Metadata             *serverMetadata `json:"metadata,omitempty"`
+}
+
+// tokenEndpoint is where method's token requests go: the mTLS alias for TLS
+// client authentication when the server has one.
+func (e *environmentEntry) tokenEndpoint(method string) string {
+	if e.Metadata == nil {
+		return e.TokenURL
+	}
+	if usesTLSClientCert(method) && e.Metadata.MTLSTokenEndpoint != "" {
+		return e.Metadata.MTLSTokenEndpoint
+	}
+	return e.Metadata.TokenEndpoint
+}
+
+// revocationEndpoint is where method's revocations go; "" if none is known.
+func (e *environmentEntry) revocationEndpoint(method string) string {
+	if e.RevocationURL != "" || e.Metadata == nil {
+		return e.RevocationURL
+	}
+	if usesTLSClientCert(method) && e.Metadata.MTLSRevocationEndpoint != "" {
+		return e.Metadata.MTLSRevocationEndpoint
+	}
+	return e.Metadata.RevocationEndpoint
+}
+
+// checkAuthMethod refuses a method the discovered server does not list.
+func (e *environmentEntry) checkAuthMethod(method string) error {
+	if e.Metadata == nil || len(e.Metadata.AuthMethods) == 0 || slices.Contains(e.Metadata.AuthMethods, method) {
+		return nil
+	}
+	return fmt.Errorf("the authorization server at %s does not support %s; its metadata lists %s",
+		e.Issuer, method, strings.Join(e.Metadata.AuthMethods, ", "))
 }
 
 // builtinEnvironments exist from the start; writing one overrides it,
@@ -110,14 +144,52 @@ func pathEnvironments(b *backend) []*framework.Path {
 				"token_url": {
 					Type: framework.TypeString,
 					Description: "Token endpoint of the authorization server, e.g. https://id.aritma.io/connect/token. " +
-						"Must be https; http is allowed only for loopback addresses, for local development.",
+						"Must be https; http is allowed only for loopback addresses, for local development. Set this or issuer.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Token URL"},
 				},
+				"issuer": {
+					Type: framework.TypeString,
+					Description: "Issuer identifier of the authorization server, instead of token_url: the engine reads its " +
+						"metadata (/.well-known/openid-configuration or /.well-known/oauth-authorization-server) on every write " +
+						"of the environment, checks that it names this issuer, and takes the token and revocation endpoints and " +
+						"the supported client authentication methods from it.",
+				},
+				"revocation_url": {
+					Type:        framework.TypeString,
+					Description: "Revocation endpoint (RFC 7009), for roles with token_per_lease. Default: the issuer's, if discovered.",
+				},
 				"auth_method": {
-					Type:          framework.TypeString,
-					Description:   "How the client authenticates to the token endpoint: client_secret_post (credentials in the form body, as in Aritma's examples) or client_secret_basic (HTTP Basic).",
+					Type: framework.TypeString,
+					Description: "How clients authenticate, unless a role says otherwise: client_secret_post (credentials in the " +
+						"form body, as in Aritma's examples), client_secret_basic (HTTP Basic), private_key_jwt (a signed " +
+						"assertion, RFC 7523), tls_client_auth or self_signed_tls_client_auth (mutual TLS, RFC 8705).",
 					Default:       authClientSecretPost,
-					AllowedValues: []interface{}{authClientSecretPost, authClientSecretBasic},
+					AllowedValues: []interface{}{authClientSecretPost, authClientSecretBasic, authPrivateKeyJWT, authTLSClient, authSelfSignedTLS},
+				},
+				"assertion_audience": {
+					Type:        framework.TypeString,
+					Description: "aud claim of private_key_jwt assertions, for servers that want their issuer there. Default: the URL of the endpoint the assertion is sent to.",
+				},
+				"tls_client_cert": {
+					Type:        framework.TypeString,
+					Description: "PEM client certificate (and chain) for mutual TLS, for roles that have none of their own.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name:     "TLS client certificate",
+						EditType: "textarea",
+					},
+				},
+				"tls_client_key": {
+					Type:        framework.TypeString,
+					Description: "PEM private key of tls_client_cert. Write-only.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name:      "TLS client key",
+						Sensitive: true,
+						EditType:  "textarea",
+					},
+				},
+				"proxy_url": {
+					Type:        framework.TypeString,
+					Description: "HTTP proxy for requests to this server (http://, https:// or socks5://). Empty: the HTTPS_PROXY, HTTP_PROXY and NO_PROXY variables of Vault's environment. Reads hide a password in it.",
 				},
 				"ca_cert": {
 					Type:        framework.TypeString,
@@ -195,14 +267,34 @@ func (b *backend) pathEnvironmentRead(ctx context.Context, req *logical.Request,
 		return nil, err
 	}
 	_, builtin := builtinEnvironments[name]
-	return &logical.Response{Data: map[string]interface{}{
+	data := map[string]interface{}{
 		"token_url":              env.TokenURL,
+		"issuer":                 env.Issuer,
+		"revocation_url":         env.RevocationURL,
 		"auth_method":            env.AuthMethod,
+		"assertion_audience":     env.AssertionAudience,
 		"ca_cert":                env.CACert,
+		"tls_client_cert":        env.TLSClient.CertPEM,
+		"tls_client_key_set":     env.TLSClient.KeyPEM != "",
+		"proxy_url":              redactedURL(env.ProxyURL),
 		"request_timeout":        int64(env.RequestTimeout.Seconds()),
 		"assumed_token_lifetime": int64(env.AssumedTokenLifetime.Seconds()),
 		"builtin":                builtin,
-	}}, nil
+	}
+	if env.TLSClient.isSet() {
+		data["tls_client_cert_expires_at"] = certExpiry(env.TLSClient.CertPEM)
+	}
+	if md := env.Metadata; md != nil {
+		data["token_url"] = md.TokenEndpoint
+		data["discovered"] = map[string]interface{}{
+			"token_endpoint":                        md.TokenEndpoint,
+			"revocation_endpoint":                   md.RevocationEndpoint,
+			"token_endpoint_auth_methods_supported": nonNil(md.AuthMethods),
+			"mtls_token_endpoint":                   md.MTLSTokenEndpoint,
+			"fetched_at":                            md.FetchedAt.Format(time.RFC3339),
+		}
+	}
+	return &logical.Response{Data: data}, nil
 }
 
 func (b *backend) pathEnvironmentWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -220,37 +312,22 @@ func (b *backend) pathEnvironmentWrite(ctx context.Context, req *logical.Request
 			AssumedTokenLifetime: defaultAssumedTokenLifetime,
 		}
 	}
-	if v, ok := d.GetOk("token_url"); ok {
-		env.TokenURL = strings.TrimSpace(v.(string))
+	if resp := applyEnvironmentFields(env, d); resp != nil {
+		return resp, nil
 	}
-	if err := validateTokenURL(env.TokenURL); err != nil {
-		return logical.ErrorResponse("token_url %v", err), nil
-	}
-	if v, ok := d.GetOk("auth_method"); ok {
-		env.AuthMethod = v.(string)
-		if !slices.Contains(authMethods, env.AuthMethod) {
-			return logical.ErrorResponse("auth_method must be one of %s, got %q", strings.Join(authMethods, ", "), env.AuthMethod), nil
+	if env.Issuer != "" {
+		cfg, err := getConfig(ctx, req.Storage)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if v, ok := d.GetOk("ca_cert"); ok {
-		env.CACert = v.(string)
-		if _, err := parseCACert(env.CACert); err != nil {
-			return logical.ErrorResponse("ca_cert %v", err), nil
+		if env.Metadata, err = b.discoverEnvironment(ctx, env, cfg); err != nil {
+			return logical.ErrorResponse("issuer: %v", err), nil
 		}
-	}
-	if v, ok := d.GetOk("request_timeout"); ok {
-		env.RequestTimeout = time.Duration(v.(int)) * time.Second
-		if env.RequestTimeout != 0 {
-			if err := validateDuration(env.RequestTimeout, minRequestTimeout, maxRequestTimeout); err != nil {
-				return logical.ErrorResponse("request_timeout %v (or 0 for the config's request_timeout)", err), nil
-			}
+		if err := env.checkAuthMethod(env.AuthMethod); err != nil {
+			return logical.ErrorResponse("auth_method: %v", err), nil
 		}
-	}
-	if v, ok := d.GetOk("assumed_token_lifetime"); ok {
-		env.AssumedTokenLifetime = time.Duration(v.(int)) * time.Second
-		if err := validateDuration(env.AssumedTokenLifetime, time.Second, maxAssumedTokenLifetime); err != nil {
-			return logical.ErrorResponse("assumed_token_lifetime %v", err), nil
-		}
+	} else {
+		env.Metadata = nil
 	}
 
 	entry, err := logical.StorageEntryJSON(environmentStoragePrefix+name, env)
@@ -262,6 +339,121 @@ func (b *backend) pathEnvironmentWrite(ctx context.Context, req *logical.Request
 	}
 	b.dropEnvironmentSources(name)
 	return nil, nil
+}
+
+// applyEnvironmentFields sets the fields given in d and checks the result;
+// it answers the caller's mistakes with an error response.
+func applyEnvironmentFields(env *environmentEntry, d *framework.FieldData) *logical.Response {
+	if v, ok := d.GetOk("token_url"); ok {
+		env.TokenURL = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("issuer"); ok {
+		env.Issuer = strings.TrimSpace(v.(string))
+	}
+	switch {
+	case env.TokenURL != "" && env.Issuer != "":
+		return logical.ErrorResponse(`set token_url or issuer, not both (to switch, set the other to "")`)
+	case env.Issuer != "":
+		if err := validateIssuer(env.Issuer); err != nil {
+			return logical.ErrorResponse("issuer %v", err)
+		}
+	default:
+		if err := validateTokenURL(env.TokenURL); err != nil {
+			return logical.ErrorResponse("token_url %v (or set issuer to discover it)", err)
+		}
+	}
+	if v, ok := d.GetOk("revocation_url"); ok {
+		env.RevocationURL = strings.TrimSpace(v.(string))
+		if env.RevocationURL != "" {
+			if err := validateTokenURL(env.RevocationURL); err != nil {
+				return logical.ErrorResponse("revocation_url %v", err)
+			}
+		}
+	}
+	if v, ok := d.GetOk("auth_method"); ok {
+		env.AuthMethod = v.(string)
+		if !slices.Contains(authMethods, env.AuthMethod) {
+			return logical.ErrorResponse("auth_method must be one of %s, got %q", strings.Join(authMethods, ", "), env.AuthMethod)
+		}
+	}
+	if v, ok := d.GetOk("assertion_audience"); ok {
+		env.AssertionAudience = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("ca_cert"); ok {
+		env.CACert = v.(string)
+		if _, err := parseCACert(env.CACert); err != nil {
+			return logical.ErrorResponse("ca_cert %v", err)
+		}
+	}
+	if resp := applyTLSClientFields(&env.TLSClient, d); resp != nil {
+		return resp
+	}
+	if v, ok := d.GetOk("proxy_url"); ok {
+		env.ProxyURL = strings.TrimSpace(v.(string))
+		if err := validateProxyURL(env.ProxyURL); err != nil {
+			return logical.ErrorResponse("proxy_url %v", err)
+		}
+	}
+	if v, ok := d.GetOk("request_timeout"); ok {
+		env.RequestTimeout = time.Duration(v.(int)) * time.Second
+		if env.RequestTimeout != 0 {
+			if err := validateDuration(env.RequestTimeout, minRequestTimeout, maxRequestTimeout); err != nil {
+				return logical.ErrorResponse("request_timeout %v (or 0 for the config's request_timeout)", err)
+			}
+		}
+	}
+	if v, ok := d.GetOk("assumed_token_lifetime"); ok {
+		env.AssumedTokenLifetime = time.Duration(v.(int)) * time.Second
+		if err := validateDuration(env.AssumedTokenLifetime, time.Second, maxAssumedTokenLifetime); err != nil {
+			return logical.ErrorResponse("assumed_token_lifetime %v", err)
+		}
+	}
+	return nil
+}
+
+// applyTLSClientFields sets a client certificate and key (on an environment
+// or a role) from d; setting the certificate to "" removes both.
+func applyTLSClientFields(c *tlsClientCert, d *framework.FieldData) *logical.Response {
+	certRaw, certOK := d.GetOk("tls_client_cert")
+	keyRaw, keyOK := d.GetOk("tls_client_key")
+	if !certOK && !keyOK {
+		return nil
+	}
+	if certOK {
+		c.CertPEM = strings.TrimSpace(certRaw.(string))
+	}
+	if keyOK {
+		c.KeyPEM = strings.TrimSpace(keyRaw.(string))
+	}
+	if c.CertPEM == "" && (!keyOK || c.KeyPEM == "") {
+		*c = tlsClientCert{}
+		return nil
+	}
+	if _, _, err := parseTLSClientCert(c.CertPEM, c.KeyPEM); err != nil {
+		return logical.ErrorResponse("%v", err)
+	}
+	return nil
+}
+
+// discoverEnvironment reads the issuer's metadata through the environment's
+// own CA, certificate and proxy settings.
+func (b *backend) discoverEnvironment(ctx context.Context, env *environmentEntry, cfg *configEntry) (*serverMetadata, error) {
+	timeout := env.RequestTimeout
+	if timeout == 0 {
+		timeout = cfg.RequestTimeout
+	}
+	cert, err := env.TLSClient.parse()
+	if err != nil {
+		return nil, err
+	}
+	client, err := newHTTPClient(env, cert, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return discover(ctx, client, env.Issuer, b.now())
 }
 
 func (b *backend) pathEnvironmentDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -52,8 +52,14 @@ func TestEnvironments_CustomForAnotherBank(t *testing.T) {
 	got := e.do(t, logical.ReadOperation, "environments/otherbank", nil).Data
 	want := map[string]interface{}{
 		"token_url":              "https://auth.otherbank.example/oauth2/token",
+		"issuer":                 "",
+		"revocation_url":         "",
 		"auth_method":            "client_secret_basic",
+		"assertion_audience":     "",
 		"ca_cert":                ca,
+		"tls_client_cert":        "",
+		"tls_client_key_set":     false,
+		"proxy_url":              "",
 		"request_timeout":        int64(30),
 		"assumed_token_lifetime": int64(600),
 		"builtin":                false,
@@ -73,7 +79,7 @@ func TestEnvironments_Validation(t *testing.T) {
 	}{
 		"no token_url":       {data: map[string]interface{}{}, wantErr: "token_url is required"},
 		"http remote":        {data: map[string]interface{}{"token_url": "http://id.aritma.io/connect/token"}, wantErr: "token_url must use https"},
-		"bad auth_method":    {data: map[string]interface{}{"token_url": "https://x.example/t", "auth_method": "private_key_jwt"}, wantErr: `auth_method must be one of client_secret_post, client_secret_basic, got "private_key_jwt"`},
+		"bad auth_method":    {data: map[string]interface{}{"token_url": "https://x.example/t", "auth_method": "jwt_bearer"}, wantErr: `auth_method must be one of client_secret_post, client_secret_basic, private_key_jwt, tls_client_auth, self_signed_tls_client_auth, got "jwt_bearer"`},
 		"bad ca_cert":        {data: map[string]interface{}{"token_url": "https://x.example/t", "ca_cert": "nope"}, wantErr: "ca_cert holds no PEM certificate"},
 		"timeout too long":   {data: map[string]interface{}{"token_url": "https://x.example/t", "request_timeout": "1h"}, wantErr: "request_timeout must be between 1s and 5m0s"},
 		"lifetime zero":      {data: map[string]interface{}{"token_url": "https://x.example/t", "assumed_token_lifetime": "0s"}, wantErr: "assumed_token_lifetime must be between 1s and 24h0m0s"},

@@ -3,6 +3,7 @@ package aritma
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,31 @@ type roleEntry struct {
 	Resources    []string          `json:"resources,omitempty"`
 	TokenParams  map[string]string `json:"token_params,omitempty"`
 	MinRemaining time.Duration     `json:"min_remaining"`
+	// AuthMethod overrides the environment's; empty means the environment's.
+	AuthMethod       string `json:"auth_method,omitempty"`
+	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
+	// Keys sign private_key_jwt assertions; the last one is current, the
+	// others stay published in the JWKS until deleted.
+	Keys      []signingKey  `json:"keys,omitempty"`
+	TLSClient tlsClientCert `json:"tls_client,omitempty"`
+	// TokenPerLease gives every read its own token, revoked with its lease.
+	TokenPerLease bool `json:"token_per_lease,omitempty"`
+}
+
+// authMethod is the method the role uses, its own or its environment's.
+func (r *roleEntry) authMethod(env *environmentEntry) string {
+	if r.AuthMethod != "" {
+		return r.AuthMethod
+	}
+	return env.AuthMethod
+}
+
+// currentKey is the key that signs new assertions, or nil.
+func (r *roleEntry) currentKey() *signingKey {
+	if len(r.Keys) == 0 {
+		return nil
+	}
+	return &r.Keys[len(r.Keys)-1]
 }
 
 // getRole returns the stored role or nil.
@@ -99,7 +125,7 @@ func pathRoles(b *backend) []*framework.Path {
 				},
 				"client_secret": {
 					Type:        framework.TypeString,
-					Description: "Client secret issued by the bank. Required on create. Write-only: reads show client_secret_set.",
+					Description: "Client secret issued by the bank; required for client_secret_post and client_secret_basic. Write-only: reads show client_secret_set.",
 					DisplayAttrs: &framework.DisplayAttributes{
 						Name:      "Client secret",
 						Sensitive: true,
@@ -122,6 +148,38 @@ func pathRoles(b *backend) []*framework.Path {
 					Type: framework.TypeKVPairs,
 					Description: "Extra form parameters for the token request, as key=value pairs. " +
 						"They cannot replace the parameters the engine sends itself. Not secret: reads show them.",
+				},
+				"auth_method": {
+					Type: framework.TypeString,
+					Description: "Client authentication, overriding the environment's: client_secret_post, client_secret_basic, " +
+						"private_key_jwt, tls_client_auth or self_signed_tls_client_auth. Empty: the environment's.",
+					AllowedValues: []interface{}{"", authClientSecretPost, authClientSecretBasic, authPrivateKeyJWT, authTLSClient, authSelfSignedTLS},
+				},
+				"signing_algorithm": {
+					Type:          framework.TypeString,
+					Description:   "Algorithm of keys generated for private_key_jwt: RS256, PS256 or ES256. Default RS256.",
+					AllowedValues: []interface{}{algRS256, algPS256, algES256},
+				},
+				"private_key": {
+					Type: framework.TypeString,
+					Description: "PEM private key (RSA 2048+ or EC P-256) to import for private_key_jwt; it becomes the current " +
+						"signing key. Write-only. Without one, a private_key_jwt role gets a key generated in Vault.",
+					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true, EditType: "textarea"},
+				},
+				"tls_client_cert": {
+					Type:         framework.TypeString,
+					Description:  "PEM client certificate (and chain) for tls_client_auth or self_signed_tls_client_auth. Default: the environment's.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client certificate", EditType: "textarea"},
+				},
+				"tls_client_key": {
+					Type:         framework.TypeString,
+					Description:  "PEM private key of tls_client_cert. Write-only.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client key", Sensitive: true, EditType: "textarea"},
+				},
+				"token_per_lease": {
+					Type: framework.TypeBool,
+					Description: "Give every read a token of its own instead of the shared cached one, and revoke it at the " +
+						"environment's revocation endpoint (RFC 7009) when its lease is revoked. Costs one grant per read.",
 				},
 				"min_remaining": {
 					Type: framework.TypeDurationSecond,
@@ -169,20 +227,42 @@ func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *fr
 }
 
 func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	name := d.Get("name").(string)
+	role, err := getRole(ctx, req.Storage, name)
 	if err != nil || role == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]interface{}{
-		"environment":       role.Environment,
-		"client_id":         role.ClientID,
-		"client_secret_set": role.ClientSecret != "",
-		"scopes":            nonNil(role.Scopes),
-		"audience":          role.Audience,
-		"resource":          nonNil(role.Resources),
-		"token_params":      nonNilMap(role.TokenParams),
-		"min_remaining":     int64(role.MinRemaining.Seconds()),
-	}}, nil
+	data := map[string]interface{}{
+		"environment":        role.Environment,
+		"client_id":          role.ClientID,
+		"client_secret_set":  role.ClientSecret != "",
+		"scopes":             nonNil(role.Scopes),
+		"audience":           role.Audience,
+		"resource":           nonNil(role.Resources),
+		"token_params":       nonNilMap(role.TokenParams),
+		"min_remaining":      int64(role.MinRemaining.Seconds()),
+		"auth_method":        role.AuthMethod,
+		"token_per_lease":    role.TokenPerLease,
+		"tls_client_cert":    role.TLSClient.CertPEM,
+		"tls_client_key_set": role.TLSClient.KeyPEM != "",
+	}
+	if role.TLSClient.isSet() {
+		data["tls_client_cert_expires_at"] = certExpiry(role.TLSClient.CertPEM)
+	}
+	if len(role.Keys) > 0 {
+		keys := make([]map[string]interface{}, len(role.Keys))
+		for i, k := range role.Keys {
+			keys[i] = map[string]interface{}{
+				"kid":        k.ID,
+				"algorithm":  k.Algorithm,
+				"created_at": k.CreatedAt.Format(time.RFC3339),
+				"current":    i == len(role.Keys)-1,
+			}
+		}
+		data["keys"] = keys
+		data["jwks_path"] = req.MountPoint + roleStoragePrefix + name + "/jwks"
+	}
+	return &logical.Response{Data: data}, nil
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -226,8 +306,37 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if v, ok := d.GetOk("client_secret"); ok {
 		role.ClientSecret = v.(string)
 	}
-	if err := validateClientSecret(role.ClientSecret); err != nil {
-		return logical.ErrorResponse("client_secret %v", err), nil
+	if v, ok := d.GetOk("auth_method"); ok {
+		role.AuthMethod = v.(string)
+		if role.AuthMethod != "" && !slices.Contains(authMethods, role.AuthMethod) {
+			return logical.ErrorResponse("auth_method must be one of %s (or empty for the environment's), got %q",
+				strings.Join(authMethods, ", "), role.AuthMethod), nil
+		}
+	}
+	method := role.authMethod(env)
+	if err := env.checkAuthMethod(method); err != nil {
+		return logical.ErrorResponse("auth_method: %v", err), nil
+	}
+	if usesClientSecret(method) || role.ClientSecret != "" {
+		if err := validateClientSecret(role.ClientSecret); err != nil {
+			return logical.ErrorResponse("client_secret %v", err), nil
+		}
+	}
+	if resp := applyTLSClientFields(&role.TLSClient, d); resp != nil {
+		return resp, nil
+	}
+	if usesTLSClientCert(method) && !role.TLSClient.isSet() && !env.TLSClient.isSet() {
+		return logical.ErrorResponse("%s needs tls_client_cert and tls_client_key, on the role or on environment %q", method, role.Environment), nil
+	}
+	if resp := b.applyRoleKeys(role, method, d); resp != nil {
+		return resp, nil
+	}
+	if v, ok := d.GetOk("token_per_lease"); ok {
+		role.TokenPerLease = v.(bool)
+	}
+	var warnings []string
+	if role.TokenPerLease && env.revocationEndpoint(method) == "" {
+		warnings = append(warnings, fmt.Sprintf("environment %q has no revocation endpoint: this role's tokens will not be revoked at the server when their leases are; set revocation_url or issuer on the environment", role.Environment))
 	}
 	if v, ok := d.GetOk("scopes"); ok {
 		if role.Scopes, err = normalizeScopes(v.([]string)); err != nil {
@@ -256,15 +365,58 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 
-	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, role)
-	if err != nil {
+	if err := putRole(ctx, req.Storage, name, role); err != nil {
 		return nil, err
 	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("writing role %q: %w", name, err)
-	}
 	b.dropRoleSource(name)
+	if len(warnings) > 0 {
+		return &logical.Response{Warnings: warnings}, nil
+	}
 	return nil, nil
+}
+
+// applyRoleKeys imports a private key given in d, or, for a private_key_jwt
+// role without keys, generates one.
+func (b *backend) applyRoleKeys(role *roleEntry, method string, d *framework.FieldData) *logical.Response {
+	if v, ok := d.GetOk("signing_algorithm"); ok {
+		role.SigningAlgorithm = v.(string)
+		if !slices.Contains(signingAlgorithms, role.SigningAlgorithm) {
+			return logical.ErrorResponse("signing_algorithm must be one of %s, got %q", strings.Join(signingAlgorithms, ", "), role.SigningAlgorithm)
+		}
+	}
+	if v, ok := d.GetOk("private_key"); ok {
+		alg := ""
+		if _, given := d.GetOk("signing_algorithm"); given {
+			alg = role.SigningAlgorithm
+		}
+		key, err := importSigningKey(v.(string), alg, b.now())
+		if err != nil {
+			return logical.ErrorResponse("private_key %v", err)
+		}
+		role.addKey(*key)
+		return nil
+	}
+	if method == authPrivateKeyJWT && len(role.Keys) == 0 {
+		key, err := generateSigningKey(role.signingAlgorithm(), b.now())
+		if err != nil {
+			return logical.ErrorResponse("%v", err)
+		}
+		role.addKey(*key)
+	}
+	return nil
+}
+
+// addKey makes key current; an already known key moves to the end.
+func (r *roleEntry) addKey(key signingKey) {
+	r.Keys = slices.DeleteFunc(r.Keys, func(k signingKey) bool { return k.ID == key.ID })
+	r.Keys = append(r.Keys, key)
+}
+
+func (r *roleEntry) signingAlgorithm() string {
+	if r.SigningAlgorithm == "" {
+		return algRS256
+	}
+	return r.SigningAlgorithm
 }
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -2,13 +2,13 @@ package aritma
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 )
 
 func pathToken(b *backend) *framework.Path {
@@ -76,14 +76,25 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		"token_type":   tok.tokenType,
 		"expires_at":   tok.expiresAt.UTC().Format(time.RFC3339),
 		"scope":        tok.scope,
-	}, map[string]interface{}{
-		"role": name,
-	})
+	}, leaseInternalData(name, src, tok))
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = ttl
 	resp.Secret.Renewable = false
 	resp.Warnings = warnings
 	return resp, nil
+}
+
+// leaseInternalData is what the lease keeps for its revocation: for a
+// per-lease token, the token itself and whom it was issued to.
+func leaseInternalData(role string, src *tokenSource, tok *accessToken) map[string]interface{} {
+	internal := map[string]interface{}{"role": role}
+	if src.perLease {
+		internal["per_lease"] = true
+		internal["access_token"] = tok.value
+		internal["client_id"] = src.grant.auth.clientID
+		internal["expires_at"] = tok.expiresAt.Unix()
+	}
+	return internal
 }
 
 // tokenSource returns the role's cached token source, building it from
@@ -115,39 +126,61 @@ func (b *backend) tokenSource(ctx context.Context, s logical.Storage, name strin
 		return nil, nil, err
 	}
 
+	src, err = newTokenSource(name, role, env, cfg, b.cachedHTTPClient(role.Environment))
+	if err != nil {
+		return nil, logical.ErrorResponse("role %q: %v", name, err), nil
+	}
+	src.now = b.now
+	src.logger = b.Logger()
+	return b.storeSource(name, src, generation), nil, nil
+}
+
+// newTokenSource builds a role's token source. envClient is the
+// environment's cached HTTP client, if there is one; a role with a client
+// certificate of its own gets a client of its own.
+func newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *configEntry, envClient *http.Client) (*tokenSource, error) {
+	method := role.authMethod(env)
+	if err := env.checkAuthMethod(method); err != nil {
+		return nil, err
+	}
+	auth := &clientAuth{
+		method:       method,
+		clientID:     role.ClientID,
+		clientSecret: role.ClientSecret,
+		audience:     env.AssertionAudience,
+	}
+	if method == authPrivateKeyJWT {
+		key := role.currentKey()
+		if key == nil {
+			return nil, fmt.Errorf("private_key_jwt needs a key: vault write -f <mount>/roles/%s/keys/rotate", name)
+		}
+		signer, err := newAssertionSigner(key)
+		if err != nil {
+			return nil, err
+		}
+		auth.signer = signer
+	}
+
 	timeout := env.RequestTimeout
 	if timeout == 0 {
 		timeout = cfg.RequestTimeout
 	}
-	httpClient := b.cachedHTTPClient(role.Environment)
-	if httpClient == nil {
-		if httpClient, err = newHTTPClient(env, timeout); err != nil {
-			return nil, logical.ErrorResponse("environment %q: %v", role.Environment, err), nil
+	httpClient, shared := envClient, true
+	if role.TLSClient.isSet() || httpClient == nil {
+		certs := env.TLSClient
+		shared = !role.TLSClient.isSet()
+		if !shared {
+			certs = role.TLSClient
+		}
+		cert, err := certs.parse()
+		if err != nil {
+			return nil, err
+		}
+		if httpClient, err = newHTTPClient(env, cert, timeout); err != nil {
+			return nil, err
 		}
 	}
 
-	src = &tokenSource{
-		role:        name,
-		environment: role.Environment,
-		grant: &grantClient{
-			config:          grantConfig(role, env),
-			httpClient:      httpClient,
-			timeout:         timeout,
-			assumedLifetime: env.AssumedTokenLifetime,
-		},
-		minRemaining: role.MinRemaining,
-		secret:       role.ClientSecret,
-		now:          b.now,
-		logger:       b.Logger(),
-	}
-	return b.storeSource(name, src, generation), nil, nil
-}
-
-// grantConfig is the client_credentials request for a role. The auth style is
-// always explicit: left to auto-detect, the library tries one style, and on
-// any error silently retries with the other, doubling failed requests and
-// hiding the first error.
-func grantConfig(role *roleEntry, env *environmentEntry) *clientcredentials.Config {
 	params := url.Values{}
 	for k, v := range role.TokenParams {
 		params.Set(k, v)
@@ -158,18 +191,23 @@ func grantConfig(role *roleEntry, env *environmentEntry) *clientcredentials.Conf
 	for _, r := range role.Resources {
 		params.Add("resource", r)
 	}
-	style := oauth2.AuthStyleInParams
-	if env.AuthMethod == authClientSecretBasic {
-		style = oauth2.AuthStyleInHeader
-	}
-	return &clientcredentials.Config{
-		ClientID:       role.ClientID,
-		ClientSecret:   role.ClientSecret,
-		TokenURL:       env.TokenURL,
-		Scopes:         role.Scopes,
-		EndpointParams: params,
-		AuthStyle:      style,
-	}
+	return &tokenSource{
+		role:        name,
+		environment: role.Environment,
+		grant: &grantClient{
+			tokenURL:        env.tokenEndpoint(method),
+			revocationURL:   env.revocationEndpoint(method),
+			auth:            auth,
+			scopes:          role.Scopes,
+			params:          params,
+			httpClient:      httpClient,
+			timeout:         timeout,
+			assumedLifetime: env.AssumedTokenLifetime,
+		},
+		sharedHTTPClient: shared,
+		minRemaining:     role.MinRemaining,
+		perLease:         role.TokenPerLease,
+	}, nil
 }
 
 const pathTokenHelpSynopsis = `Get the role's access token, leased for as long as the token lives.`

@@ -3,12 +3,10 @@ package aritma
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -17,13 +15,15 @@ import (
 // readers of the role share. Its settings never change; a role or
 // environment change replaces the whole source.
 type tokenSource struct {
-	role         string
-	environment  string
-	grant        *grantClient
-	minRemaining time.Duration
-	// secret is the client secret, kept only to scrub it from upstream
-	// messages in case a server echoes it.
-	secret string
+	role        string
+	environment string
+	grant       *grantClient
+	// sharedHTTPClient is false for a role with a client certificate of its
+	// own, whose HTTP client is not the environment's.
+	sharedHTTPClient bool
+	minRemaining     time.Duration
+	// perLease roles get a new token for every read and never cache one.
+	perLease bool
 	now    func() time.Time
 	logger hclog.Logger
 
@@ -62,6 +62,21 @@ type flightResult struct {
 // above), and whether it was issued just now. Readers of one role share one
 // grant; readers of other roles never wait on it.
 func (s *tokenSource) token(ctx context.Context, want time.Duration) (*accessToken, bool, []string, error) {
+	if s.perLease {
+		t, err := s.grant.fetch(ctx, s.now)
+		if err != nil {
+			s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
+			return nil, false, nil, err
+		}
+		if t.lifetime() < want {
+			return nil, false, nil, upstreamError(fmt.Sprintf(
+				"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
+				t.lifetime().Round(time.Second), want))
+		}
+		s.logger.Debug("per-lease token issued", "role", s.role, "environment", s.environment,
+			"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
+		return t, true, nil, nil
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
 			return t, false, nil, nil
@@ -104,7 +119,7 @@ func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightRe
 	}
 	t, err := s.grant.fetch(ctx, s.now)
 	if err != nil {
-		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", s.scrub(err.Error()))
+		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
 		return flightResult{}, err
 	}
 	s.current.Store(t)
@@ -122,29 +137,10 @@ func (s *tokenSource) fallback(want time.Duration, grantErr error) (*accessToken
 		need := max(min(s.minRemaining, t.lifetime()/2), want, time.Second)
 		if left >= need {
 			warning := fmt.Sprintf("a new token could not be fetched (%s); this cached token expires at %s",
-				s.scrub(grantErr.Error()), t.expiresAt.UTC().Format(time.RFC3339))
+				grantErr.Error(), t.expiresAt.UTC().Format(time.RFC3339))
 			return t, false, []string{warning}, nil
 		}
 	}
-	return nil, false, nil, s.scrubError(grantErr)
+	return nil, false, nil, grantErr
 }
 
-// scrub removes the client secret from a message, should a server have
-// echoed it back in an error description.
-func (s *tokenSource) scrub(msg string) string {
-	if s.secret == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, s.secret, "[redacted]")
-}
-
-func (s *tokenSource) scrubError(err error) error {
-	msg := s.scrub(err.Error())
-	if msg == err.Error() {
-		return err
-	}
-	if coded, ok := err.(logical.HTTPCodedError); ok {
-		return logical.CodedError(coded.Code(), msg)
-	}
-	return upstreamError(msg)
-}

@@ -194,3 +194,33 @@ func validateResources(resources []string) error {
 	}
 	return nil
 }
+
+// validateProxyURL accepts an http, https or socks5 proxy URL; empty means
+// the proxy variables of Vault's environment.
+func validateProxyURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("is not a valid URL: %v", stripURL(err))
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5":
+	default:
+		return fmt.Errorf("must use http, https or socks5, got %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("must name a host, e.g. http://proxy.internal:3128")
+	}
+	return nil
+}
+
+// redactedURL hides the password in a URL, for reads.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return raw
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,210 @@
+package aritma
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// jwksPathPattern is also listed as unauthenticated: the JWKS holds only
+// public keys, and banks that take a jwks_uri fetch it themselves.
+const jwksPathPattern = roleStoragePrefix + "+/jwks"
+
+func pathRoleKeys(b *backend) []*framework.Path {
+	nameField := &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Name of the role.",
+		Required:    true,
+	}
+	return []*framework.Path{
+		{
+			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/rotate",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationVerb:   "rotate",
+				OperationSuffix: "role-key",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": nameField,
+				"signing_algorithm": {
+					Type:        framework.TypeString,
+					Description: "Algorithm of the new key: RS256, PS256 or ES256. Default: the role's signing_algorithm.",
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathRoleKeyRotate,
+					Summary:  "Generate a new signing key in Vault and make it current; older keys stay published.",
+				},
+			},
+			HelpSynopsis:    pathRoleKeyRotateHelpSynopsis,
+			HelpDescription: pathRoleKeysHelpDescription,
+		},
+		{
+			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/" + framework.GenericNameRegex("kid"),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "role-key",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": nameField,
+				"kid":  {Type: framework.TypeString, Description: "Key ID (kid) of the key.", Required: true},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback: b.pathRoleKeyDelete,
+					Summary:  "Remove an old signing key from the role and its JWKS. The current key cannot be removed.",
+				},
+			},
+			HelpSynopsis:    pathRoleKeyDeleteHelpSynopsis,
+			HelpDescription: pathRoleKeysHelpDescription,
+		},
+		{
+			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/jwks",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "role-jwks",
+			},
+			Fields: map[string]*framework.FieldSchema{"name": nameField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathRoleJWKSRead,
+					Summary:  "The role's public keys as a JSON Web Key Set, to register at the bank (or give it as jwks_uri).",
+				},
+			},
+			HelpSynopsis:    pathRoleJWKSHelpSynopsis,
+			HelpDescription: pathRoleKeysHelpDescription,
+		},
+	}
+}
+
+func (b *backend) pathRoleKeyRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+
+	name := d.Get("name").(string)
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse("role %q does not exist", name), nil
+	}
+	alg := role.signingAlgorithm()
+	if v, ok := d.GetOk("signing_algorithm"); ok {
+		alg = v.(string)
+	}
+	key, err := generateSigningKey(alg, b.now())
+	if err != nil {
+		return logical.ErrorResponse("%v", err), nil
+	}
+	role.addKey(*key)
+	if err := putRole(ctx, req.Storage, name, role); err != nil {
+		return nil, err
+	}
+	b.dropRoleSource(name)
+	return &logical.Response{Data: map[string]interface{}{
+		"kid":       key.ID,
+		"algorithm": key.Algorithm,
+		"jwks_path": req.MountPoint + roleStoragePrefix + name + "/jwks",
+	}}, nil
+}
+
+func (b *backend) pathRoleKeyDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+
+	name, kid := d.Get("name").(string), d.Get("kid").(string)
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse("role %q does not exist", name), nil
+	}
+	if current := role.currentKey(); current != nil && current.ID == kid {
+		return logical.ErrorResponse("key %s is the role's current signing key; rotate first (vault write -f %s%s%s/keys/rotate)",
+			kid, req.MountPoint, roleStoragePrefix, name), nil
+	}
+	before := len(role.Keys)
+	role.Keys = slices.DeleteFunc(role.Keys, func(k signingKey) bool { return k.ID == kid })
+	if len(role.Keys) == before {
+		return nil, nil // already gone: delete is idempotent
+	}
+	if err := putRole(ctx, req.Storage, name, role); err != nil {
+		return nil, err
+	}
+	b.dropRoleSource(name)
+	return nil, nil
+}
+
+// pathRoleJWKSRead answers with the bare JWKS document (not Vault's JSON
+// envelope), so that its URL can serve as the client's jwks_uri.
+func (b *backend) pathRoleJWKSRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	if role != nil {
+		for i := range role.Keys {
+			jwk, err := role.Keys[i].publicJWK()
+			if err != nil {
+				return nil, fmt.Errorf("role %q key %s: %w", name, role.Keys[i].ID, err)
+			}
+			set.Keys = append(set.Keys, jwk)
+		}
+	}
+	status := http.StatusOK
+	if role == nil {
+		status = http.StatusNotFound
+	}
+	body, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		logical.HTTPStatusCode:  status,
+		logical.HTTPContentType: "application/jwk-set+json",
+		logical.HTTPRawBody:     body,
+	}}, nil
+}
+
+func putRole(ctx context.Context, s logical.Storage, name string, role *roleEntry) error {
+	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, role)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing role %q: %w", name, err)
+	}
+	return nil
+}
+
+const pathRoleKeyRotateHelpSynopsis = `Generate a new private_key_jwt signing key for the role.`
+
+const pathRoleKeyDeleteHelpSynopsis = `Remove an old signing key from the role.`
+
+const pathRoleJWKSHelpSynopsis = `The role's public signing keys, as a JSON Web Key Set.`
+
+const pathRoleKeysHelpDescription = `
+Roles with auth_method=private_key_jwt authenticate with a client assertion
+(RFC 7523) signed by a private key that never leaves Vault. The key is
+generated in Vault when the role is created (or imported with private_key).
+
+  vault write -f aritma/roles/payments/keys/rotate     # new current key
+  curl $VAULT_ADDR/v1/aritma/roles/payments/jwks        # public keys (JWKS)
+  vault delete aritma/roles/payments/keys/<kid>         # drop an old key
+
+roles/<name>/jwks needs no Vault token: it holds public keys only, and a bank
+that accepts a jwks_uri can fetch it from there. Rotation adds a key and signs
+with it from then on; the previous keys stay in the JWKS until deleted, so a
+bank that caches the JWKS keeps accepting both.
+`
