@@ -134,6 +134,19 @@ func (b *backend) storeSource(role string, src *tokenSource, generation uint64) 
 	return src
 }
 
+// swapRoleSigner makes signer sign the role's next private_key_jwt
+// assertions, keeping its cached token: a new key does not make issued
+// tokens any less valid. The generation moves on, so that a source being
+// built from the role as it was before is not cached.
+func (b *backend) swapRoleSigner(role string, signer *assertionSigner) {
+	b.sourcesMu.Lock()
+	defer b.sourcesMu.Unlock()
+	b.generation++
+	if src := b.sources[role]; src != nil {
+		src.grant.auth.signer.Store(signer)
+	}
+}
+
 func (b *backend) dropRoleSource(role string) {
 	b.sourcesMu.Lock()
 	defer b.sourcesMu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -44,8 +45,9 @@ type clientAuth struct {
 	clientID     string
 	clientSecret string
 	// signer and audience are for private_key_jwt; an empty audience means
-	// the URL of the endpoint the assertion is sent to.
-	signer   *assertionSigner
+	// the URL of the endpoint the assertion is sent to. A key rotation swaps
+	// the signer in place, keeping the role's cached token.
+	signer   atomic.Pointer[assertionSigner]
 	audience string
 }
 
@@ -87,7 +89,7 @@ func (a *clientAuth) assertionParams(params url.Values, endpoint string, now tim
 	if audience == "" {
 		audience = endpoint
 	}
-	assertion, err := a.signer.assertion(a.clientID, audience, now)
+	assertion, err := a.signer.Load().assertion(a.clientID, audience, now)
 	if err != nil {
 		return fmt.Errorf("signing the client assertion: %w", err)
 	}

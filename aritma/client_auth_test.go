@@ -88,7 +88,13 @@ func TestPrivateKeyJWT_RotateAndDeleteKeys(t *testing.T) {
 	if len(set.Keys) != 2 || set.Keys[0].KeyID != first || set.Keys[1].KeyID != second {
 		t.Fatalf("after rotation the JWKS holds %d keys, want the old and the new", len(set.Keys))
 	}
-	// The rotation dropped the cached token; the next grant signs with the new key.
+	// The cached token keeps serving: it is as valid as before.
+	e.readToken(t, "r")
+	if srv.count() != 1 {
+		t.Errorf("rotation caused a grant: %d requests, want 1", srv.count())
+	}
+	// The next grant signs with the new key.
+	e.clock.Advance(50 * time.Minute)
 	e.readToken(t, "r")
 	verifyAssertion(t, srv.request(srv.count()-1).Form.Get("client_assertion"), set.Keys[1], "PS256")
 
@@ -219,7 +225,13 @@ func newTLSAuthServer(t *testing.T) (*httptest.Server, *[]string) {
 		mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]interface{}{"access_token": "mtls-token", "expires_in": 300, "token_type": "Bearer"})
 	}))
-	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	// The server names a CA that issued none of the test certificates, as
+	// servers accepting both CA-issued and self-signed certificates do.
+	unrelated := x509.NewCertPool()
+	block, _ := pem.Decode([]byte(testCertPEM(t)))
+	ca, _ := x509.ParseCertificate(block.Bytes)
+	unrelated.AddCert(ca)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert, ClientCAs: unrelated}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv, &subjects

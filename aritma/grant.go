@@ -61,7 +61,12 @@ func newHTTPClient(env *environmentEntry, cert *tls.Certificate, timeout time.Du
 	}
 	transport.TLSClientConfig.RootCAs = pool // nil: the system's roots
 	if cert != nil {
-		transport.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+		// Always present the certificate: Go's default would withhold one not
+		// issued by a CA the server names, and self-signed certificates
+		// (self_signed_tls_client_auth) never are.
+		transport.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert, nil
+		}
 	}
 	// Without a proxy_url, the standard HTTPS_PROXY, HTTP_PROXY and NO_PROXY
 	// variables apply (http.DefaultTransport's behaviour).

@@ -104,11 +104,15 @@ func (b *backend) pathRoleKeyRotate(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return logical.ErrorResponse("%v", err), nil
 	}
+	signer, err := newAssertionSigner(key)
+	if err != nil {
+		return nil, err
+	}
 	role.addKey(*key)
 	if err := putRole(ctx, req.Storage, name, role); err != nil {
 		return nil, err
 	}
-	b.dropRoleSource(name)
+	b.swapRoleSigner(name, signer)
 	return &logical.Response{Data: map[string]interface{}{
 		"kid":       key.ID,
 		"algorithm": key.Algorithm,
@@ -137,11 +141,8 @@ func (b *backend) pathRoleKeyDelete(ctx context.Context, req *logical.Request, d
 	if len(role.Keys) == before {
 		return nil, nil // already gone: delete is idempotent
 	}
-	if err := putRole(ctx, req.Storage, name, role); err != nil {
-		return nil, err
-	}
-	b.dropRoleSource(name)
-	return nil, nil
+	// An old key signs nothing: the role's token source is unaffected.
+	return nil, putRole(ctx, req.Storage, name, role)
 }
 
 // pathRoleJWKSRead answers with the bare JWKS document (not Vault's JSON
@@ -204,7 +205,9 @@ generated in Vault when the role is created (or imported with private_key).
   vault delete aritma/roles/payments/keys/<kid>         # drop an old key
 
 roles/<name>/jwks needs no Vault token: it holds public keys only, and a bank
-that accepts a jwks_uri can fetch it from there. Rotation adds a key and signs
-with it from then on; the previous keys stay in the JWKS until deleted, so a
-bank that caches the JWKS keeps accepting both.
+that accepts a jwks_uri can fetch it from there. Rotation adds a key, which signs
+the role's next token request; the token the role has cached keeps serving
+until then, which gives a bank that caches the JWKS (most do, for a minute to
+hours) time to fetch the new key. The previous keys stay in the JWKS until
+deleted: delete an old key once the bank has the new one.
 `

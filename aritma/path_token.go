@@ -158,7 +158,7 @@ func newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *co
 		if err != nil {
 			return nil, err
 		}
-		auth.signer = signer
+		auth.signer.Store(signer)
 	}
 
 	timeout := env.RequestTimeout

@@ -13,6 +13,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -159,19 +162,58 @@ type oauthServer struct {
 	ResourceEndpoint      string `json:"resource_endpoint"`
 	LogPath               string `json:"-"`
 	clients               []oauthClient
+	// http talks to the server; for an https server it trusts the server's CA.
+	http *http.Client
 }
 
 // startOAuthServer starts oidc-provider issuing tokens that live tokenTTL seconds.
 func startOAuthServer(t *testing.T, tokenTTL int, clients ...oauthClient) *oauthServer {
 	t.Helper()
+	return startOAuthServerConfig(t, oauthConfig{TokenTTL: tokenTTL, Clients: clients})
+}
+
+// oauthConfig configures the OAuth server beyond the plain case.
+type oauthConfig struct {
+	TokenTTL int
+	Clients  []oauthClient
+	// RawClients are client metadata as oidc-provider takes it, for
+	// private_key_jwt and mTLS clients (jwks, jwks_uri, subject DNs).
+	RawClients []map[string]interface{}
+	// Extra goes into the server's config as is (tls, client_auth_methods).
+	Extra map[string]interface{}
+	// ServerCA is the CA of the server's https certificate, if it has one.
+	ServerCA *x509.CertPool
+}
+
+func startOAuthServerConfig(t *testing.T, c oauthConfig) *oauthServer {
+	t.Helper()
 	dir := t.TempDir()
-	config, _ := json.Marshal(map[string]interface{}{"port": 0, "token_ttl": tokenTTL, "clients": clients})
+	all := []interface{}{}
+	for _, client := range c.Clients {
+		all = append(all, client)
+	}
+	for _, client := range c.RawClients {
+		all = append(all, client)
+	}
+	cfg := map[string]interface{}{"port": 0, "token_ttl": c.TokenTTL, "clients": all}
+	for k, v := range c.Extra {
+		cfg[k] = v
+	}
+	config, _ := json.Marshal(cfg)
 	configPath := filepath.Join(dir, "oauth.json")
 	if err := os.WriteFile(configPath, config, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	stdoutR, stdoutW := io.Pipe()
-	srv := &oauthServer{LogPath: filepath.Join(dir, "oauth.log"), clients: clients}
+	srv := &oauthServer{LogPath: filepath.Join(dir, "oauth.log"), clients: c.Clients, http: http.DefaultClient}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(tail(srv.LogPath))
+		}
+	})
+	if c.ServerCA != nil {
+		srv.http = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.ServerCA}}}
+	}
 	startProcess(t, srv.LogPath, stdoutW, nil, "node", filepath.Join("oauthserver", "server.mjs"), configPath)
 
 	ready := make(chan error, 1)
@@ -203,7 +245,7 @@ type oauthStats struct {
 
 func (s *oauthServer) stats(t *testing.T) oauthStats {
 	t.Helper()
-	resp, err := http.Get(s.StatsEndpoint)
+	resp, err := s.http.Get(s.StatsEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +273,7 @@ func (s *oauthServer) verify(t *testing.T, token string) introspection {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.ResourceEndpoint, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +301,7 @@ func (s *oauthServer) introspect(t *testing.T, token string) introspection {
 	}
 	req.Body = io.NopCloser(strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,3 +576,6 @@ func assertNoSecrets(t *testing.T, secrets map[string]string, files []string, te
 		}
 	}
 }
+
+func b64url(b []byte) string { return base64.URLEncoding.EncodeToString(b) }
+func b64std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

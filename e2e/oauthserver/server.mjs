@@ -16,6 +16,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 // stdout is reserved for the single ready line. oidc-provider prints its
 // NOTICEs with console.info (i.e. to stdout), so send all console output to
@@ -74,7 +75,20 @@ function loadConfig(path) {
       ...metadata,
     };
   });
-  return { port, tokenTTL, clients, formats };
+  // Optional: serve https, asking clients for a certificate (mutual TLS,
+  // RFC 8705). tls.client_ca verifies CA-issued client certificates for
+  // tls_client_auth; self-signed ones are matched against the client's jwks.
+  const tls = cfg.tls ?? null;
+  if (tls && (typeof tls.cert !== 'string' || typeof tls.key !== 'string')) fail('config: tls needs cert and key (PEM)');
+  // Which client authentication methods the server accepts and lists in its
+  // metadata (token_endpoint_auth_methods_supported).
+  // oidc-provider accepts the TLS methods only with its mTLS feature, which
+  // needs https.
+  const authMethods = cfg.client_auth_methods ?? [
+    'client_secret_basic', 'client_secret_post', 'private_key_jwt',
+    ...(tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+  ];
+  return { port, tokenTTL, clients, formats, tls, authMethods };
 }
 
 // In-memory RS256 signing key, so no key material is ever committed. The
@@ -92,16 +106,24 @@ function newStats() {
   return { grants: 0, by_client: {}, failures: 0, errors: {} };
 }
 
-const { port, tokenTTL, clients, formats } = loadConfig(process.argv[2]);
+const { port, tokenTTL, clients, formats, tls, authMethods } = loadConfig(process.argv[2]);
 let stats = newStats();
 
 // The issuer contains the port, which is only known once we listen (port 0),
 // so listen first and create the provider afterwards.
 let handler = (req, res) => { res.writeHead(503).end(); }; // until ready
-server = http.createServer((req, res) => handler(req, res));
+server = tls
+  ? https.createServer({
+    cert: tls.cert,
+    key: tls.key,
+    ca: tls.client_ca,
+    requestCert: true, // ask for a client certificate ...
+    rejectUnauthorized: false, // ... but let client authentication judge it
+  }, (req, res) => handler(req, res))
+  : http.createServer((req, res) => handler(req, res));
 server.on('error', (err) => fail(`listen: ${err.message}`));
 await new Promise((resolve) => { server.listen(port, '127.0.0.1', resolve); });
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
 
 // One resource server stands for "the bank API". It is always the default
 // resource (see defaultResource), so a client_credentials request without a
@@ -135,8 +157,35 @@ const provider = new Provider(issuer, {
   ttl: {
     ClientCredentials: () => tokenTTL,
   },
+  clientAuthMethods: authMethods,
+  // oidc-provider refuses to fetch from special-use addresses (SSRF
+  // protection); in tests the jwks_uri it fetches is Vault on 127.0.0.1.
+  fetch: (url, options) => {
+    if (new URL(url).hostname === '127.0.0.1') delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
   features: {
     devInteractions: { enabled: false }, // no end-user flows here
+    // Mutual TLS client authentication (RFC 8705), only over https. Tokens
+    // are not bound to the certificate: the engine hands them to apps that
+    // do not hold its key.
+    mTLS: {
+      enabled: Boolean(tls),
+      tlsClientAuth: true,
+      selfSignedTlsClientAuth: true,
+      certificateBoundAccessTokens: false,
+      getCertificate: (ctx) => {
+        const cert = ctx.req.socket.getPeerX509Certificate?.();
+        return cert ?? undefined;
+      },
+      certificateAuthorized: (ctx) => ctx.req.socket.authorized === true,
+      // Only subject DNs of the form CN=<name> are registered in tests.
+      certificateSubjectMatches: (ctx, property, expected) => {
+        if (property !== 'tls_client_auth_subject_dn') return false;
+        const cert = ctx.req.socket.getPeerCertificate();
+        return expected === `CN=${cert?.subject?.CN}`;
+      },
+    },
     clientCredentials: { enabled: true },
     // Explicit policies (the defaults behave the same but log a warning):
     // any configured client may introspect any token, as a resource server
@@ -186,7 +235,7 @@ provider.on('server_error', (ctx, err) => {
 // Brief error log on stderr: error code and description only (never the
 // request, which may carry a client secret or a token).
 for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'jwks.error', 'discovery.error']) {
-  provider.on(event, (ctx, err) => console.error(`${event}: ${err.error}: ${err.error_description ?? ''}`));
+  provider.on(event, (ctx, err) => console.error(`${event}: ${err.error}: ${err.error_description ?? ''}${err.error_detail ? ` (${err.error_detail})` : ''}`));
 }
 provider.on('server_error', (ctx, err) => console.error(`server_error: ${ctx.oidc?.route ?? ctx.path}: ${err.message}`));
 
