@@ -32,6 +32,8 @@ type backend struct {
 
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// retryBase scales the backoff between retries of a failed grant.
+	retryBase time.Duration
 
 	// sourcesMu guards sources, httpClients and generation. It is never held
 	// across storage or network calls.
@@ -52,6 +54,7 @@ type backend struct {
 func newBackend() *backend {
 	b := &backend{
 		now:         time.Now,
+		retryBase:   250 * time.Millisecond,
 		sources:     make(map[string]*tokenSource),
 		httpClients: make(map[string]*http.Client),
 	}

@@ -84,6 +84,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	b := raw.(*backend)
 	clock := newTestClock()
 	b.now = clock.Now
+	b.retryBase = time.Millisecond
 	return &testEnv{b: b, storage: conf.StorageView, clock: clock, logs: logs}
 }
 

@@ -171,6 +171,7 @@ func TestPrivateKeyJWT_ImportedKeyAndValidation(t *testing.T) {
 		"revocation absent": {data: map[string]interface{}{"client_id": "c", "client_secret": "s", "token_per_lease": true}, wantErr: ""},
 	} {
 		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
 			resp := e.write(t, "roles/v", tc.data)
 			if tc.wantErr == "" {
 				if resp == nil || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "has no revocation endpoint") {
@@ -179,9 +180,9 @@ func TestPrivateKeyJWT_ImportedKeyAndValidation(t *testing.T) {
 				return
 			}
 			if resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tc.wantErr) {
-				t.Errorf("error = %v, want %q", respError(resp), tc.wantErr)
+				t.Fatalf("error = %v, want %q", respError(resp), tc.wantErr)
 			}
-			if keyLine := strings.Split(keyPEM, "\n")[1]; strings.Contains(respError(resp).Error(), keyLine) {
+			if keyLine := strings.Split(keyPEM, "\n")[1]; strings.Contains(resp.Error().Error(), keyLine) {
 				t.Error("the error quotes key material")
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net"
 	"net/http"
@@ -46,6 +47,8 @@ type grantClient struct {
 	// assumedLifetime is used when the response has no expires_in and the
 	// token is not a JWT with an exp claim.
 	assumedLifetime time.Duration
+	// retryBase scales the backoff between retries.
+	retryBase time.Duration
 }
 
 // newHTTPClient builds the client for an authorization server: its CA roots,
@@ -86,12 +89,52 @@ func newHTTPClient(env *environmentEntry, cert *tls.Certificate, timeout time.Du
 	}, nil
 }
 
-// fetch runs one grant. sentAt is taken before the request goes out.
+// Retry policy. The client_credentials grant is idempotent: repeating it
+// only issues another token. So a grant whose failure may pass (a connection
+// error, a 5xx, a 429) is tried again, at most maxGrantRetries times, after
+// an exponential backoff with full jitter, or after the server's Retry-After
+// when that fits in what is left of the request's time limit. Refusals (4xx)
+// and answers that are not token responses fail at once: repeating them
+// would only fail again.
+const maxGrantRetries = 2
+
+// fetch runs the grant, with the retries above, within the time limit.
 func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (*accessToken, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.httpClient)
 
+	for attempt := 0; ; attempt++ {
+		tok, err := g.attempt(ctx, now)
+		if err == nil {
+			return tok, nil
+		}
+		again, retryAfter := retryable(err)
+		if !again || attempt == maxGrantRetries {
+			return nil, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
+		}
+		wait := g.backoff(attempt)
+		if retryAfter > 0 {
+			wait = retryAfter
+		}
+		if deadline, _ := ctx.Deadline(); time.Until(deadline) < wait {
+			return nil, withNote(describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub),
+				fmt.Sprintf("; not retried: the next try (in %s) would pass the %s time limit", wait.Round(time.Millisecond), g.timeout))
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
+		case <-timer.C:
+		}
+	}
+}
+
+// attempt sends one token request. sentAt is taken before it goes out; a
+// private_key_jwt assertion is made fresh for each attempt (its jti must not
+// repeat).
+func (g *grantClient) attempt(ctx context.Context, now func() time.Time) (*accessToken, error) {
 	sentAt := now()
 	params := url.Values{}
 	for k, v := range g.params {
@@ -110,9 +153,76 @@ func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (*accessT
 	}
 	tok, err := config.Token(ctx)
 	if err != nil {
-		return nil, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
+		return nil, err
 	}
 	return parseToken(tok, g.scopes, sentAt, g.assumedLifetime)
+}
+
+// backoff is the wait before retry number attempt+1: full jitter over
+// retryBase doubled per attempt.
+func (g *grantClient) backoff(attempt int) time.Duration {
+	ceiling := g.retryBase << attempt
+	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
+}
+
+// retryable tells whether a failed attempt may succeed if repeated, and how
+// long the server asked to wait (Retry-After), if it did.
+func retryable(err error) (bool, time.Duration) {
+	var rerr *oauth2.RetrieveError
+	if errors.As(err, &rerr) {
+		if rerr.Response == nil {
+			return false, 0
+		}
+		code := rerr.Response.StatusCode
+		if code == http.StatusTooManyRequests || code >= 500 {
+			return true, parseRetryAfter(rerr.Response.Header.Get("Retry-After"), time.Now())
+		}
+		return false, 0
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false, 0
+	}
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var recordErr tls.RecordHeaderError
+	var nerr net.Error
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &recordErr):
+		return false, 0 // a TLS handshake refused on either side will be refused again
+	case errors.As(err, &nerr) && nerr.Timeout():
+		return false, 0 // the time limit is spent
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return true, 0 // refused, reset, closed before answering
+	}
+	// The oauth2 library reports a body cut short (a reset mid-answer) only
+	// as text.
+	return strings.HasPrefix(err.Error(), "oauth2: cannot fetch token: "), 0
+}
+
+// parseRetryAfter reads Retry-After (RFC 9110 section 10.2.3): seconds, or
+// an HTTP date.
+func parseRetryAfter(value string, now time.Time) time.Duration {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0
+	}
+	if seconds, err := strconv.Atoi(value); err == nil {
+		return max(time.Duration(seconds)*time.Second, 0)
+	}
+	if at, err := http.ParseTime(value); err == nil {
+		return max(at.Sub(now), 0)
+	}
+	return 0
+}
+
+// withNote appends to an error's message, keeping its HTTP status.
+func withNote(err error, note string) error {
+	if coded, ok := err.(logical.HTTPCodedError); ok {
+		return logical.CodedError(coded.Code(), err.Error()+note)
+	}
+	return fmt.Errorf("%w%s", err, note)
 }
 
 // revoke asks the revocation endpoint (RFC 7009) to revoke an access token,
@@ -244,6 +354,9 @@ func refusalError(msg string) error { return logical.CodedError(http.StatusBadRe
 // error_description, never the request or the raw response body.
 // scrub cleans the text the server chose (error, error_description).
 func describeGrantError(err error, tokenURL string, timeout time.Duration, scrub func(string) string) error {
+	if _, ok := err.(logical.HTTPCodedError); ok {
+		return err // described already (parseToken)
+	}
 	var rerr *oauth2.RetrieveError
 	if errors.As(err, &rerr) {
 		msg := describeRetrieveError(rerr, tokenURL, scrub)
@@ -260,6 +373,10 @@ func describeGrantError(err error, tokenURL string, timeout time.Duration, scrub
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		return upstreamError(fmt.Sprintf("token request to %s failed: %v", tokenURL, uerr.Err))
+	}
+	// The oauth2 library reports a body cut short only as text.
+	if rest, cut := strings.CutPrefix(err.Error(), "oauth2: cannot fetch token: "); cut {
+		return upstreamError(fmt.Sprintf("token request to %s failed while reading the answer: %s", tokenURL, rest))
 	}
 	// The oauth2 library's own parse errors ("oauth2: cannot parse json: ...").
 	return upstreamError(fmt.Sprintf("the answer from %s is not a valid token response: %s",

@@ -132,6 +132,7 @@ func (b *backend) tokenSource(ctx context.Context, s logical.Storage, name strin
 	}
 	src.now = b.now
 	src.logger = b.Logger()
+	src.grant.retryBase = b.retryBase
 	return b.storeSource(name, src, generation), nil, nil
 }
 

@@ -3,6 +3,7 @@ package aritma
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,48 @@ type tokenSource struct {
 
 	flight  singleflight.Group
 	current atomic.Pointer[accessToken]
+	pause   grantPause
+}
+
+// grantPause keeps a failing authorization server from being hammered: after
+// a grant fails (retries included), the role makes no new request for a
+// while, doubling from minGrantPause to maxGrantPause with each failure in a
+// row; readers meanwhile get the last error at once (or the cached token,
+// when it still has the role's min_remaining). A success, or any change to
+// the role (a new source), ends the pause.
+type grantPause struct {
+	mu       sync.Mutex
+	failures int
+	until    time.Time
+	lastErr  error
+}
+
+const (
+	minGrantPause = 2 * time.Second
+	maxGrantPause = time.Minute
+)
+
+// check returns an error while paused.
+func (p *grantPause) check(now time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failures == 0 || !now.Before(p.until) {
+		return nil
+	}
+	return withNote(p.lastErr, fmt.Sprintf(" (%d failed in a row; the next request to the server is allowed at %s)",
+		p.failures, p.until.UTC().Format(time.RFC3339)))
+}
+
+func (p *grantPause) record(now time.Time, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		p.failures, p.lastErr = 0, nil
+		return
+	}
+	p.failures++
+	p.lastErr = err
+	p.until = now.Add(min(minGrantPause<<min(p.failures-1, 10), maxGrantPause))
 }
 
 // reuseThreshold is how much life a cached token must have left to be handed
@@ -63,9 +106,8 @@ type flightResult struct {
 // grant; readers of other roles never wait on it.
 func (s *tokenSource) token(ctx context.Context, want time.Duration) (*accessToken, bool, []string, error) {
 	if s.perLease {
-		t, err := s.grant.fetch(ctx, s.now)
+		t, err := s.fetch(ctx)
 		if err != nil {
-			s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
 			return nil, false, nil, err
 		}
 		if t.lifetime() < want {
@@ -117,15 +159,27 @@ func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightRe
 	if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
 		return flightResult{token: t}, nil
 	}
-	t, err := s.grant.fetch(ctx, s.now)
+	t, err := s.fetch(ctx)
 	if err != nil {
-		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
 		return flightResult{}, err
 	}
 	s.current.Store(t)
 	s.logger.Debug("token issued", "role", s.role, "environment", s.environment,
 		"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
 	return flightResult{token: t, fresh: true}, nil
+}
+
+// fetch runs a grant unless the role is paused after failures.
+func (s *tokenSource) fetch(ctx context.Context) (*accessToken, error) {
+	if err := s.pause.check(s.now()); err != nil {
+		return nil, err
+	}
+	t, err := s.grant.fetch(ctx, s.now)
+	s.pause.record(s.now(), err)
+	if err != nil {
+		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
+	}
+	return t, err
 }
 
 // fallback answers a failed grant: with the cached token if it still meets
