@@ -1,0 +1,157 @@
+package aritma
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// faultyStorage fails one kind of storage call (get, put, delete or list)
+// once armed, as a failing storage backend would.
+type faultyStorage struct {
+	logical.Storage
+	failOp string
+	armed  atomic.Bool
+	hits   atomic.Int32
+}
+
+var errInjected = errors.New("injected storage fault")
+
+func (s *faultyStorage) fail(op string) error {
+	if s.armed.Load() && s.failOp == op {
+		s.hits.Add(1)
+		return errInjected
+	}
+	return nil
+}
+
+func (s *faultyStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if err := s.fail("get"); err != nil {
+		return nil, err
+	}
+	return s.Storage.Get(ctx, key)
+}
+
+func (s *faultyStorage) Put(ctx context.Context, entry *logical.StorageEntry) error {
+	if err := s.fail("put"); err != nil {
+		return err
+	}
+	return s.Storage.Put(ctx, entry)
+}
+
+func (s *faultyStorage) Delete(ctx context.Context, key string) error {
+	if err := s.fail("delete"); err != nil {
+		return err
+	}
+	return s.Storage.Delete(ctx, key)
+}
+
+func (s *faultyStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.fail("list"); err != nil {
+		return nil, err
+	}
+	return s.Storage.List(ctx, prefix)
+}
+
+// snapshot reads every stored entry.
+func snapshot(t *testing.T, s logical.Storage) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var walk func(prefix string)
+	walk = func(prefix string) {
+		keys, err := s.List(context.Background(), prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if strings.HasSuffix(k, "/") {
+				walk(prefix + k)
+				continue
+			}
+			entry, err := s.Get(context.Background(), prefix+k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[prefix+k] = string(entry.Value)
+		}
+	}
+	walk("")
+	return out
+}
+
+// Storage errors on every read, write, delete and list of config,
+// environments and roles give the caller an error naming what failed, and
+// leave the stored data as it was.
+func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
+	type call struct {
+		op   logical.Operation
+		path string
+		data map[string]interface{}
+	}
+	calls := map[string]call{
+		"write config":       {logical.UpdateOperation, "config", map[string]interface{}{"request_timeout": "20s"}},
+		"delete config":      {logical.DeleteOperation, "config", nil},
+		"read config":        {logical.ReadOperation, "config", nil},
+		"write environment":  {logical.UpdateOperation, "environments/bank", map[string]interface{}{"auth_method": "client_secret_basic"}},
+		"delete environment": {logical.DeleteOperation, "environments/spare", nil},
+		"read environment":   {logical.ReadOperation, "environments/bank", nil},
+		"list environments":  {logical.ListOperation, "environments/", nil},
+		"write role":         {logical.UpdateOperation, "roles/r", map[string]interface{}{"scopes": "bankservice"}},
+		"create role":        {logical.CreateOperation, "roles/new", map[string]interface{}{"environment": "bank", "client_id": "n", "client_secret": "s"}},
+		"delete role":        {logical.DeleteOperation, "roles/r", nil},
+		"read role":          {logical.ReadOperation, "roles/r", nil},
+		"list roles":         {logical.ListOperation, "roles/", nil},
+		"rotate key":         {logical.UpdateOperation, "roles/k/keys/rotate", nil},
+		"read token":         {logical.ReadOperation, "token/r", nil},
+	}
+	injected, intact := 0, 0
+	for name, c := range calls {
+		for _, failOp := range []string{"get", "put", "delete", "list"} {
+			t.Run(name+"/"+failOp, func(t *testing.T) {
+				e := newTestEnv(t)
+				srv := newFakeAuthServer(t)
+				storage := &faultyStorage{Storage: e.storage, failOp: failOp}
+				e.storage = storage
+				e.mustWrite(t, "environments/bank", map[string]interface{}{"token_url": srv.tokenURL()})
+				e.mustWrite(t, "environments/spare", map[string]interface{}{"token_url": srv.tokenURL()})
+				e.mustWrite(t, "roles/r", map[string]interface{}{"environment": "bank", "client_id": "c", "client_secret": testClientSecret})
+				e.mustWrite(t, "roles/k", map[string]interface{}{"environment": "bank", "client_id": "k", "auth_method": "private_key_jwt", "signing_algorithm": "ES256"})
+				e.mustWrite(t, "config", map[string]interface{}{"default_environment": "bank"})
+				before := snapshot(t, storage.Storage)
+
+				storage.armed.Store(true)
+				resp, err := e.request(c.op, c.path, c.data)
+				storage.armed.Store(false)
+
+				if storage.hits.Load() == 0 {
+					return // this call makes no such storage call
+				}
+				injected++
+				if err == nil {
+					t.Fatalf("a %s failure was swallowed: response %v", failOp, resp)
+				}
+				if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "injected storage fault") {
+					t.Errorf("error %q does not carry the storage error", err)
+				}
+				if strings.Contains(err.Error(), testClientSecret) {
+					t.Error("the error carries the client secret")
+				}
+				if after := snapshot(t, storage.Storage); reflect.DeepEqual(before, after) {
+					intact++
+				} else {
+					t.Errorf("a failed %s changed storage", name)
+				}
+			})
+		}
+	}
+	recordFigure(t, "storage_faults_injected", injected)
+	recordFigure(t, "storage_faults_data_intact", intact)
+	if injected < len(calls) {
+		t.Errorf("only %d storage faults hit for %d calls", injected, len(calls))
+	}
+}
