@@ -1,0 +1,457 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// make test-terraform builds these (scripts/build-tofu.sh and
+// scripts/build-terraform-provider-vault.sh) and sets them.
+var (
+	tofuBin          = os.Getenv("ARITMA_TOFU_BIN")
+	tfProviderMirror = os.Getenv("ARITMA_TF_PROVIDER_MIRROR")
+	terraformSources = filepath.Join("..", "terraform")
+)
+
+// The shipped example (terraform/examples, using terraform/modules/aritma)
+// applied with the real OpenTofu and Vault provider to a Vault dev server,
+// with both environments pointed at the real OAuth server; the README
+// section's commands in the order an operator runs them: apply, read a
+// token, give an app its policy, see a clean plan, change scopes, rotate a
+// client secret, run Vault Agent with the example's config, destroy.
+func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
+	if tofuBin == "" || tfProviderMirror == "" {
+		t.Skip("ARITMA_TOFU_BIN or ARITMA_TF_PROVIDER_MIRROR is not set; run make test-terraform")
+	}
+	t.Parallel()
+	start := time.Now()
+	devSecret, prodSecret := randomSecret("dev-secret"), randomSecret("prod-secret")
+	rotatedSecret := randomSecret("rotated-secret")
+	passphrase := randomSecret("state-passphrase")
+	secrets := map[string]string{
+		"development client secret": devSecret,
+		"production client secret":  prodSecret,
+		"rotated client secret":     rotatedSecret,
+		"state passphrase":          passphrase,
+	}
+	// The bank: one OAuth server for both environments, on a fixed port so
+	// that it keeps its token URL when it restarts with a rotated secret.
+	bankPort := freePort(t)
+	startBank := func(t *testing.T, devSecret string) *oauthServer {
+		bank := startOAuthServerConfig(t, oauthConfig{
+			TokenTTL: 3600,
+			Clients: []oauthClient{
+				{ID: "payments-dev-client", Secret: devSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
+				{ID: "payments-client", Secret: prodSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
+			},
+			Extra: map[string]interface{}{"port": bankPort},
+		})
+		return bank
+	}
+	v := startVaultDev(t)
+
+	// The plugin in Vault's plugin_directory, as an operator installs it.
+	raw, err := os.ReadFile(pluginBuilds["v0.1.0"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeExecutable(t, filepath.Join(v.PluginDir, pluginName), raw)
+	sum := sha256.Sum256(raw)
+
+	tf := newTofu(t, v)
+	tokenURL := fmt.Sprintf("http://127.0.0.1:%d/connect/token", bankPort)
+	tf.env = append(tf.env,
+		"TF_VAR_plugin_sha256="+hex.EncodeToString(sum[:]),
+		"TF_VAR_development_token_url="+tokenURL,
+		"TF_VAR_production_token_url="+tokenURL,
+		"TF_VAR_state_passphrase="+passphrase,
+	)
+	tf.setClientSecrets(t, map[string]string{"payments-dev": devSecret, "payments": prodSecret})
+
+	var appTokens map[string]string
+	ok := t.Run("apply, policies, clean plan, scope change, Vault Agent", func(t *testing.T) {
+		bank := startBank(t, devSecret)
+		if bank.TokenEndpoint != tokenURL {
+			t.Fatalf("the bank's token endpoint is %s, want %s", bank.TokenEndpoint, tokenURL)
+		}
+		tf.run(t, 0, "fmt", "-check", "-recursive", "..")
+		tf.run(t, 0, "init")
+		tf.run(t, 0, "plan", "-out=aritma.tfplan")
+		tf.run(t, 0, "apply", "aritma.tfplan")
+
+		// The engine answers with tokens the bank accepts, for both environments.
+		for role, clientID := range map[string]string{"payments": "payments-client", "payments-dev": "payments-dev-client"} {
+			secret := v.readTokenCLI(t, v.Token, role)
+			in := bank.verify(t, secret.Data["access_token"].(string))
+			if !in.Active || in.ClientID != clientID || in.Scope != "api bankservice" {
+				t.Errorf("token of %s: the bank saw %+v, want an active token of %s with scope \"api bankservice\"", role, in, clientID)
+			}
+		}
+		if out := v.mustCLI(t, "secrets", "list", "-detailed"); !strings.Contains(out, "v0.1.0") {
+			t.Errorf("vault secrets list -detailed does not show the mount running v0.1.0:\n%s", out)
+		}
+
+		// Each application's policy reads its own role and nothing else.
+		var policies map[string]string
+		tf.outputJSON(t, "policies", &policies)
+		if policies["payments"] != "aritma-payments" || policies["payments-staging"] != "aritma-payments-staging" {
+			t.Fatalf("policies output = %v, want payments: aritma-payments, payments-staging: aritma-payments-staging", policies)
+		}
+		appTokens = map[string]string{}
+		for app, own := range map[string]string{"payments": "payments", "payments-staging": "payments-dev"} {
+			appToken := strings.TrimSpace(v.mustCLI(t, "token", "create", "-policy="+policies[app], "-field=token"))
+			appTokens[app] = appToken
+			secret := v.readTokenCLI(t, appToken, own)
+			if !bank.verify(t, secret.Data["access_token"].(string)).Active {
+				t.Errorf("%s read a token of %s that the bank does not accept", app, own)
+			}
+			for _, path := range []string{"aritma/token/payments", "aritma/token/payments-dev", "aritma/roles/" + own} {
+				if path == "aritma/token/"+own {
+					continue
+				}
+				if out, err := v.cli(appToken, "read", path); err == nil || !strings.Contains(out, "Code: 403") {
+					t.Errorf("vault read %s as %s: want 403, got err=%v\n%s", path, app, err, out)
+				}
+			}
+		}
+
+		// A second plan finds nothing to change.
+		tf.run(t, 0, "plan", "-detailed-exitcode")
+
+		// A change made outside OpenTofu shows as drift; apply undoes it.
+		v.mustCLI(t, "write", "aritma/roles/payments", "scopes=api")
+		out := tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+		assertPlannedChanges(t, out, `module.aritma.vault_generic_endpoint.role["payments"]`)
+		tf.run(t, 0, "apply", "aritma.tfplan")
+		if scopes := v.mustCLI(t, "read", "-field=scopes", "aritma/roles/payments"); strings.TrimSpace(scopes) != "[api bankservice]" {
+			t.Errorf("after apply, payments has scopes %s, want [api bankservice]", scopes)
+		}
+
+		// Changing a role's scopes in terraform.tfvars plans exactly that update.
+		tf.editFile(t, "examples/terraform.tfvars",
+			"client_id   = \"payments-dev-client\"\n    scopes      = [\"api\", \"bankservice\"]",
+			"client_id   = \"payments-dev-client\"\n    scopes      = [\"bankservice\"]")
+		out = tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+		assertPlannedChanges(t, out, `module.aritma.vault_generic_endpoint.role["payments-dev"]`)
+		// The provider hides the role's data_json; the example's roles output
+		// shows the change to the reviewer.
+		if !strings.Contains(out, "Changes to Outputs:") || !strings.Contains(out, "- \"api\",") {
+			t.Errorf("the plan does not show the scope change under Changes to Outputs:\n%s", out)
+		}
+		tf.run(t, 0, "apply", "aritma.tfplan")
+		if scope := v.readTokenCLI(t, v.Token, "payments-dev").Data["scope"]; scope != "bankservice" {
+			t.Errorf("after the scope change, payments-dev's token has scope %v, want bankservice", scope)
+		}
+		tf.run(t, 0, "plan", "-detailed-exitcode")
+
+		// The example's Vault Agent config renders the payments app's token.
+		agentLog := runExampleAgent(t, v, bank, appTokens["payments"])
+		// (The logs are in the subtest's directories, removed when it ends.)
+		assertNoSecrets(t, secrets, []string{bank.LogPath, agentLog})
+	})
+	if !ok {
+		return
+	}
+
+	t.Run("rotate a secret, destroy", func(t *testing.T) {
+		// The bank issues a new secret: it restarts knowing only that one. The
+		// operator changes the variable, plans one update and applies it.
+		bank := startBank(t, rotatedSecret)
+		tf.setClientSecrets(t, map[string]string{"payments-dev": rotatedSecret, "payments": prodSecret})
+		out := tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+		assertPlannedChanges(t, out, `module.aritma.vault_generic_endpoint.role["payments-dev"]`)
+		tf.run(t, 0, "apply", "aritma.tfplan")
+		secret := v.readTokenCLI(t, v.Token, "payments-dev")
+		if in := bank.verify(t, secret.Data["access_token"].(string)); !in.Active || in.ClientID != "payments-dev-client" {
+			t.Errorf("after rotation the bank saw %+v, want an active token of payments-dev-client", in)
+		}
+		tf.run(t, 0, "plan", "-detailed-exitcode")
+
+		// State and saved plans are encrypted (encryption.tofu): no secret in
+		// clear. Decrypted, the state holds the client secrets, as the README
+		// says.
+		tf.assertEncrypted(t, secrets, "terraform.tfstate", "terraform.tfstate.backup", "aritma.tfplan")
+		if state, code := tf.exec(t, "state", "pull"); code != 0 || !strings.Contains(state, rotatedSecret) {
+			t.Errorf("tofu state pull exited %d; want the decrypted state to hold the client secret in data_json (see README-section.md)", code)
+		}
+
+		// Destroy, planned and applied, leaves nothing behind.
+		tf.run(t, 0, "plan", "-destroy", "-out=aritma.tfplan")
+		tf.run(t, 0, "apply", "aritma.tfplan")
+		if out := v.mustCLI(t, "secrets", "list"); strings.Contains(out, "aritma/") {
+			t.Errorf("the mount survived tofu destroy:\n%s", out)
+		}
+		if out := v.mustCLI(t, "policy", "list"); strings.Contains(out, "aritma-") {
+			t.Errorf("policies survived tofu destroy:\n%s", out)
+		}
+		if out := v.mustCLI(t, "plugin", "list", "secret"); strings.Contains(out, pluginName) {
+			t.Errorf("the plugin is still registered after tofu destroy:\n%s", out)
+		}
+		if out, err := v.cli(v.Token, "read", "aritma/roles/payments"); err == nil {
+			t.Errorf("aritma/roles/payments is readable after tofu destroy:\n%s", out)
+		}
+		assertNoSecrets(t, secrets, []string{bank.LogPath})
+	})
+
+	// Vault's log and every tofu output.
+	assertNoSecrets(t, secrets, []string{v.LogPath}, tf.outputs...)
+	t.Logf("OpenTofu scenario took %s", time.Since(start).Round(time.Second))
+}
+
+// tofu runs OpenTofu in a copy of terraform/ (module and example) in a
+// temporary directory, so state and .terraform never land in the checkout.
+type tofu struct {
+	dir     string // the copy of terraform/
+	env     []string
+	outputs []string // every output, for the secret scan
+}
+
+func newTofu(t *testing.T, v *vaultServer) *tofu {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "terraform")
+	copyTree(t, terraformSources, dir)
+	// tofu init installs the provider from the local build's mirror instead
+	// of the registry, which tests cannot reach.
+	cliConfig := filepath.Join(filepath.Dir(dir), "tofurc")
+	writeFile(t, cliConfig, fmt.Sprintf(`provider_installation {
+  filesystem_mirror {
+    path    = %q
+    include = ["registry.opentofu.org/hashicorp/vault"]
+  }
+  direct {
+    exclude = ["registry.opentofu.org/hashicorp/vault"]
+  }
+}
+`, tfProviderMirror))
+	return &tofu{dir: dir, env: []string{
+		"TF_CLI_CONFIG_FILE=" + cliConfig,
+		"TF_IN_AUTOMATION=1",
+		"TF_INPUT=0",
+		"CHECKPOINT_DISABLE=1",
+		"TF_CLI_ARGS=-no-color",
+		"VAULT_ADDR=http://" + v.Addr,
+		"VAULT_TOKEN=" + v.Token,
+	}}
+}
+
+// setClientSecrets passes the secrets as TF_VAR_client_secrets, as the
+// README says to.
+func (tf *tofu) setClientSecrets(t *testing.T, secrets map[string]string) {
+	t.Helper()
+	raw, _ := json.Marshal(secrets)
+	tf.setEnv("TF_VAR_client_secrets", string(raw))
+}
+
+func (tf *tofu) setEnv(name, value string) {
+	for i, kv := range tf.env {
+		if strings.HasPrefix(kv, name+"=") {
+			tf.env[i] = name + "=" + value
+			return
+		}
+	}
+	tf.env = append(tf.env, name+"="+value)
+}
+
+// environ is the test's environment without the caller's TF_ and VAULT_
+// settings, plus the tofu ones.
+func (tf *tofu) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TF_") && !strings.HasPrefix(kv, "VAULT_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, tf.env...)
+}
+
+// run runs tofu in examples/ and fails unless it exits with wantCode
+// (plan -detailed-exitcode: 0 no changes, 2 changes).
+func (tf *tofu) run(t *testing.T, wantCode int, args ...string) string {
+	t.Helper()
+	out, code := tf.exec(t, args...)
+	tf.outputs = append(tf.outputs, out)
+	if code != wantCode {
+		t.Fatalf("tofu %s exited %d, want %d:\n%s", strings.Join(args, " "), code, wantCode, out)
+	}
+	return out
+}
+
+func (tf *tofu) exec(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	began := time.Now()
+	cmd := exec.Command(tofuBin, args...)
+	cmd.Dir = filepath.Join(tf.dir, "examples")
+	cmd.Env = tf.environ()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	t.Logf("tofu %s (%s)", strings.Join(args, " "), time.Since(began).Round(100*time.Millisecond))
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &exit):
+		return out.String(), exit.ExitCode()
+	default:
+		t.Fatalf("tofu %s: %v", strings.Join(args, " "), err)
+		return "", -1
+	}
+}
+
+// outputJSON decodes `tofu output -json <name>`.
+func (tf *tofu) outputJSON(t *testing.T, name string, v interface{}) {
+	t.Helper()
+	out := tf.run(t, 0, "output", "-json", name)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("tofu output -json %s: %v\n%s", name, err, out)
+	}
+}
+
+// assertPlannedChanges checks that a plan's output changes exactly the
+// given resource, in place.
+func assertPlannedChanges(t *testing.T, planOutput, wantUpdated string) {
+	t.Helper()
+	var changes []string
+	for _, line := range strings.Split(planOutput, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "# ") && (strings.Contains(line, " will be ") || strings.Contains(line, " must be ")) {
+			changes = append(changes, strings.TrimPrefix(line, "# "))
+		}
+	}
+	want := wantUpdated + " will be updated in-place"
+	if len(changes) != 1 || changes[0] != want || !strings.Contains(planOutput, "Plan: 0 to add, 1 to change, 0 to destroy.") {
+		t.Errorf("planned changes = %q, want exactly [%q]:\n%s", changes, want, planOutput)
+	}
+}
+
+// editFile replaces old (which must occur once) with new in a file of the copy.
+func (tf *tofu) editFile(t *testing.T, name, old, new string) {
+	t.Helper()
+	path := filepath.Join(tf.dir, name)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), old); n != 1 {
+		t.Fatalf("%s holds %q %d times, want once", name, old, n)
+	}
+	writeFile(t, path, strings.Replace(string(raw), old, new, 1))
+}
+
+// assertEncrypted checks that state and plan files exist, are OpenTofu-
+// encrypted, and hold no secret in clear.
+func (tf *tofu) assertEncrypted(t *testing.T, secrets map[string]string, names ...string) {
+	t.Helper()
+	var paths []string
+	defer func() { assertNoSecrets(t, secrets, paths) }()
+	for _, name := range names {
+		path := filepath.Join(tf.dir, "examples", name)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		paths = append(paths, path)
+		if strings.HasSuffix(name, ".tfplan") {
+			// Unencrypted, a plan is a zip archive.
+			if bytes.HasPrefix(raw, []byte("PK\x03\x04")) {
+				t.Errorf("%s is not encrypted: it is a zip archive", name)
+			}
+			continue
+		}
+		var state struct {
+			EncryptedData string `json:"encrypted_data"`
+			Resources     []any  `json:"resources"`
+		}
+		if err := json.Unmarshal(raw, &state); err != nil || state.EncryptedData == "" || state.Resources != nil {
+			t.Errorf("%s is not an encrypted state (err %v)", name, err)
+		}
+	}
+}
+
+// runExampleAgent runs Vault Agent with terraform/examples/agent/payments.hcl,
+// its /run/payments paths moved to a temporary directory and VAULT_ADDR
+// pointing at the test's Vault, and checks the token it renders.
+func runExampleAgent(t *testing.T, v *vaultServer, bank *oauthServer, appToken string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(terraformSources, "examples", "agent", "payments.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	config := filepath.Join(dir, "payments.hcl")
+	writeFile(t, config, strings.ReplaceAll(string(raw), "/run/payments", dir))
+	writeFile(t, filepath.Join(dir, "vault-token"), appToken)
+	agentLog := filepath.Join(dir, "agent.log")
+	agent := startProcess(t, agentLog, nil, []string{"VAULT_ADDR=http://" + v.Addr, "VAULT_TOKEN="}, vaultBin, "agent", "-config="+config)
+	defer agent.stop()
+
+	rendered := filepath.Join(dir, "access_token")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if token, _ := os.ReadFile(rendered); len(token) > 0 {
+			if in := bank.verify(t, string(token)); !in.Active || in.ClientID != "payments-client" {
+				t.Errorf("Vault Agent rendered a token the bank sees as %+v, want an active token of payments-client", in)
+			}
+			if info, err := os.Stat(rendered); err == nil && info.Mode().Perm() != 0o600 {
+				t.Errorf("the rendered token file has mode %v, want 0600", info.Mode().Perm())
+			}
+			return agentLog
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Vault Agent rendered no token in 30s\n%s", tail(agentLog))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func writeExecutable(t *testing.T, path string, raw []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyTree copies the regular files under src to dst, leaving out what
+// OpenTofu may have left in src if someone ran it there.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		name := d.Name()
+		if d.IsDir() {
+			if name == ".terraform" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if strings.HasPrefix(name, "terraform.tfstate") || strings.HasSuffix(name, ".tfplan") ||
+			name == ".terraform.lock.hcl" || !d.Type().IsRegular() {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), raw, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copying %s: %v", src, err)
+	}
+}
