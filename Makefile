@@ -50,7 +50,7 @@ fuzz:
 # End-to-end tests: they build the plugin themselves (two versions, for the
 # upgrade test) and start every server they use on 127.0.0.1.
 e2e: vault oauth-server
-	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" go test -tags e2e -count=1 -timeout 15m -v -skip '^TestTerraform' ./e2e/
+	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' ./e2e/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -70,6 +70,15 @@ test-terraform: vault oauth-server tofu
 	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" \
 	ARITMA_TOFU_BIN="$$(scripts/build-tofu.sh)" \
 	ARITMA_TF_PROVIDER_MIRROR="$$(scripts/build-terraform-provider-vault.sh)" \
-	go test -tags e2e -count=1 -timeout 15m -v -run '^TestTerraform' ./e2e/
+	scripts/e2e.sh -count=1 -timeout 15m -v -run '^TestTerraform' ./e2e/
 
 .PHONY: tofu test-terraform
+
+# Benchmarks (never part of make test): in-process Go benchmarks, load through
+# a real Vault against KV, the SSH engine and a ceiling probe, grants per
+# rotation, growth with the number of roles and lease growth, in under 10
+# minutes; rewrites docs/benchmarks.md. Raw results: bench/out/.
+bench: vault oauth-server
+	scripts/bench.sh
+
+.PHONY: bench

@@ -184,7 +184,9 @@ func (p *testPKI) issue(t *testing.T, cn string, server, selfSigned bool) (certP
 		t.Fatal(err)
 	}
 	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	return pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER)
+	keyPEM = pemOf("PRIVATE KEY", keyDER)
+	noteSecret(strings.Split(keyPEM, "\n")[1]) // a line of the key, for the output scan
+	return pemOf("CERTIFICATE", der), keyPEM
 }
 
 // Mutual TLS client authentication (RFC 8705) against oidc-provider behind
@@ -252,7 +254,7 @@ func TestE2E_MutualTLS(t *testing.T) {
 		t.Errorf("tls_client_cert_expires_at = %v, want %s", got, cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	assertNoSecrets(t, map[string]string{"client key": caIssuedKey, "self-signed key": selfKey},
-		[]string{v.LogPath, oauth.LogPath}, fmt.Sprint(role.Data))
+		append(v.logFiles(), oauth.LogPath), fmt.Sprint(role.Data))
 }
 
 // selfSignedJWK is the JWK that registers a self-signed certificate (x5c).
@@ -308,6 +310,7 @@ func TestE2E_Discovery(t *testing.T) {
 	if err == nil || !strings.Contains(out, "no metadata for issuer") {
 		t.Errorf("a wrong issuer: want it refused, got %v\n%s", err, out)
 	}
+	assertNoSecrets(t, map[string]string{"client secret": client.Secret}, append(v.logFiles(), oauth.LogPath))
 }
 
 // Per-lease tokens: every read gets its own token; revoking a lease revokes
@@ -354,6 +357,8 @@ func TestE2E_PerLeaseTokensRevokedWithLease(t *testing.T) {
 	if !oauth.introspect(t, shared.Data["access_token"].(string)).Active {
 		t.Error("revoking a lease of the shared token revoked it at the server")
 	}
+	assertNoSecrets(t, map[string]string{"client secret": client.Secret, "per-lease token": t2, "shared token": shared.Data["access_token"].(string)},
+		append(v.logFiles(), oauth.LogPath))
 }
 
 // waitInactive waits for a token to turn inactive (Vault revokes a revoked
@@ -397,4 +402,6 @@ func TestE2E_Proxy(t *testing.T) {
 	if proxied.Load() != 1 {
 		t.Errorf("the proxy carried %d requests, want 1", proxied.Load())
 	}
+	assertNoSecrets(t, map[string]string{"client secret": client.Secret, "access token": secret.Data["access_token"].(string)},
+		append(v.logFiles(), oauth.LogPath))
 }

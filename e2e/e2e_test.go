@@ -82,7 +82,7 @@ func TestE2E_TokenForBothAuthMethods(t *testing.T) {
 	if st := oauth.stats(t); st.Grants != 2 || st.ByClient["post-client"] != 1 || st.ByClient["basic-client"] != 1 {
 		t.Errorf("server stats = %+v, want one grant per client", st)
 	}
-	assertNoSecrets(t, secrets, []string{v.LogPath, oauth.LogPath})
+	assertNoSecrets(t, secrets, append(v.logFiles(), oauth.LogPath))
 }
 
 // A token whose policy allows only aritma/token/app-a reads it and nothing else.
@@ -127,7 +127,7 @@ func TestE2E_PolicyLimitsAppToItsRole(t *testing.T) {
 		}
 		outputs = append(outputs, out)
 	}
-	assertNoSecrets(t, map[string]string{"client secret": client.Secret}, []string{v.LogPath, oauth.LogPath}, outputs...)
+	assertNoSecrets(t, map[string]string{"client secret": client.Secret}, append(v.logFiles(), oauth.LogPath), outputs...)
 }
 
 func writePolicy(t *testing.T, policy string) string {
@@ -212,7 +212,7 @@ template {
 	if grants > len(renders)+1 {
 		t.Errorf("%d grants for %d renders: the agent re-reads in a loop", grants, len(renders))
 	}
-	assertNoSecrets(t, map[string]string{"client secret": client.Secret}, []string{v.LogPath, oauth.LogPath, agentLog})
+	assertNoSecrets(t, map[string]string{"client secret": client.Secret}, append(v.logFiles(), oauth.LogPath, agentLog))
 }
 
 // A Vault server with file storage keeps roles and environments across a
@@ -243,6 +243,8 @@ func TestE2E_PersistenceAcrossRestart(t *testing.T) {
 	if grants := oauth.stats(t).Grants; grants != 2 {
 		t.Errorf("grants = %d, want 2: the restart starts with an empty cache", grants)
 	}
+	assertNoSecrets(t, map[string]string{"client secret": client.Secret, "access token": secret.Data["access_token"].(string)},
+		append(v2.logFiles(), v.LogPath, oauth.LogPath))
 }
 
 // readAll renders every config, environment and role the mount holds.
@@ -307,6 +309,8 @@ func TestE2E_PluginReloadAndUpgrade(t *testing.T) {
 	if token, _ := secret.Data["access_token"].(string); !oauth.verify(t, token).Active {
 		t.Error("the token read after the upgrade is not active")
 	}
+	assertNoSecrets(t, map[string]string{"client secret": client.Secret, "access token": secret.Data["access_token"].(string)},
+		append(v.logFiles(), oauth.LogPath))
 }
 
 // waitRunningVersion waits for the mount to report version (a reload is
@@ -360,5 +364,5 @@ func TestE2E_WrongSecretGivesInvalidClient(t *testing.T) {
 		t.Errorf("server stats = %+v, want 1 invalid_client failure (no retries, then a pause)", st)
 	}
 	assertNoSecrets(t, map[string]string{"wrong client secret": wrong, "real client secret": client.Secret},
-		[]string{v.LogPath, oauth.LogPath}, out)
+		append(v.logFiles(), oauth.LogPath), out)
 }

@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,11 +74,61 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// randomSecret returns a distinctive secret that tests later search logs for.
+// randomSecret returns a distinctive client secret that tests later search
+// logs for; it is noted for the scan of the test output (noteSecret).
 func randomSecret(prefix string) string {
+	secret := randomToken(prefix)
+	noteSecret(secret)
+	return secret
+}
+
+// randomToken returns a random string, for values that are not client
+// secrets (Vault root tokens, which dev servers print in their own log).
+func randomToken(prefix string) string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return prefix + "-" + hex.EncodeToString(b)
+}
+
+var secretsMu sync.Mutex
+
+// noteSecret appends a secret the tests used (client secret, private key
+// line, access token) to ARITMA_SECRETS_FILE, which scripts/e2e.sh scans the
+// test output for and then deletes.
+func noteSecret(secret string) {
+	path := os.Getenv("ARITMA_SECRETS_FILE")
+	if path == "" || secret == "" {
+		return
+	}
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.WriteString(secret + "\n")
+}
+
+// recordFigure logs a figure for the README's reliability section and
+// appends it to ARITMA_FIGURES, if set (scripts/reliability-report.sh).
+func recordFigure(t *testing.T, name string, value interface{}) {
+	t.Helper()
+	t.Logf("figure %s = %v", name, value)
+	path := os.Getenv("ARITMA_FIGURES")
+	if path == "" {
+		return
+	}
+	line, _ := json.Marshal(map[string]interface{}{"figure": name, "value": value})
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Errorf("recording figure %s: %v", name, err)
+		return
+	}
+	defer f.Close()
+	_, _ = f.Write(append(line, '\n'))
 }
 
 // freePort returns a loopback port that was free a moment ago.
@@ -324,6 +375,9 @@ type vaultServer struct {
 	Token     string
 	PluginDir string
 	LogPath   string
+	// AuditPath is the file audit device's log: every request and response,
+	// with secret values HMAC'd, as Vault audits them.
+	AuditPath string
 	client    *api.Client
 	proc      *process
 	args      []string
@@ -335,9 +389,10 @@ func startVaultDev(t *testing.T) *vaultServer {
 	dir := t.TempDir()
 	v := &vaultServer{
 		Addr:      fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		Token:     randomSecret("root"),
+		Token:     randomToken("root"),
 		PluginDir: filepath.Join(dir, "plugins"),
 		LogPath:   filepath.Join(dir, "vault.log"),
+		AuditPath: filepath.Join(dir, "audit.log"),
 	}
 	if err := os.MkdirAll(v.PluginDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -347,7 +402,26 @@ func startVaultDev(t *testing.T) *vaultServer {
 	v.args = []string{"server", "-dev", "-dev-root-token-id=" + v.Token,
 		"-dev-listen-address=" + v.Addr, "-config=" + configPath, "-log-level=debug"}
 	v.start(t)
+	v.enableAudit(t)
 	return v
+}
+
+// enableAudit turns on a file audit device at v.AuditPath.
+func (v *vaultServer) enableAudit(t *testing.T) {
+	t.Helper()
+	err := v.client.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{
+		Type:    "file",
+		Options: map[string]string{"file_path": v.AuditPath},
+	})
+	if err != nil {
+		t.Fatalf("enabling the file audit device: %v", err)
+	}
+}
+
+// logFiles are the files a hygiene check scans: Vault's log (the plugin's
+// log is in it) and its audit log.
+func (v *vaultServer) logFiles() []string {
+	return []string{v.LogPath, v.AuditPath}
 }
 
 // startVaultPersistent starts a Vault server with file storage in dataDir
@@ -358,6 +432,7 @@ func startVaultPersistent(t *testing.T, dir string) *vaultServer {
 		Addr:      fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		PluginDir: filepath.Join(dir, "plugins"),
 		LogPath:   filepath.Join(dir, fmt.Sprintf("vault-%d.log", time.Now().UnixNano())),
+		AuditPath: filepath.Join(dir, "audit.log"),
 	}
 	if err := os.MkdirAll(v.PluginDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -401,6 +476,9 @@ log_level        = "debug"
 	v.Token = init.RootToken
 	v.client.SetToken(v.Token)
 	v.waitActive(t)
+	if _, err := os.Stat(v.AuditPath); err != nil {
+		v.enableAudit(t) // first start; the device persists across restarts
+	}
 	return v
 }
 
@@ -533,6 +611,9 @@ func (v *vaultServer) readTokenCLI(t *testing.T, token, role string) *api.Secret
 	if err != nil {
 		t.Fatalf("parsing the CLI's JSON: %v", err)
 	}
+	if token, ok := secret.Data["access_token"].(string); ok {
+		noteSecret(token)
+	}
 	return secret
 }
 
@@ -557,6 +638,11 @@ func tail(path string) string {
 // assertNoSecrets fails if any secret appears in any of the files or texts.
 func assertNoSecrets(t *testing.T, secrets map[string]string, files []string, texts ...string) {
 	t.Helper()
+	scanned, found := 0, 0
+	defer func() {
+		recordFigure(t, "hygiene_bytes_scanned", scanned)
+		recordFigure(t, "hygiene_secrets_found", found)
+	}()
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -568,9 +654,13 @@ func assertNoSecrets(t *testing.T, secrets map[string]string, files []string, te
 		}
 		texts = append(texts, string(raw))
 	}
+	for _, text := range texts {
+		scanned += len(text)
+	}
 	for what, secret := range secrets {
 		for _, text := range texts {
 			if strings.Contains(text, secret) {
+				found++
 				t.Errorf("the %s appears in clear in the output scanned", what)
 			}
 		}

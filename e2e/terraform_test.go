@@ -207,7 +207,7 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 	})
 
 	// Vault's log and every tofu output.
-	assertNoSecrets(t, secrets, []string{v.LogPath}, tf.outputs...)
+	assertNoSecrets(t, secrets, v.logFiles(), tf.outputs...)
 	t.Logf("OpenTofu scenario took %s", time.Since(start).Round(time.Second))
 }
 
