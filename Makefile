@@ -13,7 +13,7 @@ LDFLAGS    := -X github.com/aritma/vault-plugin-secrets-aritma/aritma.Version=$(
 OAUTH_DIR  := e2e/oauthserver
 OAUTH_DEPS := $(OAUTH_DIR)/node_modules/.package-lock.json
 
-.PHONY: build vault oauth-server demo test check unit fuzz e2e fmt clean
+.PHONY: build vault oauth-server demo test check unit fuzz e2e reliability fmt clean
 
 build:
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_DIR)/$(PLUGIN) .
@@ -51,6 +51,11 @@ fuzz:
 # upgrade test) and start every server they use on 127.0.0.1.
 e2e: vault oauth-server
 	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' ./e2e/
+
+# The long runs (fault tests, longer fuzzing, failover on a raft cluster, a
+# load run, secret scans); rewrites the README's reliability figures.
+reliability: vault oauth-server
+	scripts/reliability.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

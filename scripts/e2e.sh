@@ -12,7 +12,7 @@ output="$(mktemp)"
 trap 'rm -f "$secrets" "$output"' EXIT
 
 set +e
-ARITMA_SECRETS_FILE="$secrets" go test -tags e2e "$@" 2>&1 | tee "$output"
+ARITMA_SECRETS_FILE="$secrets" go test -tags "${E2E_TAGS:-e2e}" "$@" 2>&1 | tee "$output"
 status=${PIPESTATUS[0]}
 set -e
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make reliability: the long runs of issue 5 — fault and storage-fault tests,
+# longer fuzzing, the end-to-end suite with its secret scans, failover on a
+# three-node raft cluster, and a load run — then the README's reliability
+# section, regenerated from the figures they recorded.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export ARITMA_FIGURES
+ARITMA_FIGURES="$(mktemp)"
+trap 'rm -f "$ARITMA_FIGURES"' EXIT
+export ARITMA_VAULT_BIN="${ARITMA_VAULT_BIN:-$(scripts/build-vault.sh)}"
+
+echo "== fault and storage-fault tests"
+go test -count=1 -run 'TestFaults_|TestStorageFaults_|TestGrantPause_|TestRetry_' ./aritma
+
+echo "== fuzzing, ${RELIABILITY_FUZZTIME:-20s} per target"
+FUZZTIME="${RELIABILITY_FUZZTIME:-20s}" scripts/fuzz.sh
+
+echo "== end-to-end suite with secret scans"
+scripts/e2e.sh -count=1 -timeout 15m -skip '^TestTerraform' ./e2e/
+
+echo "== failover and load"
+E2E_TAGS='e2e reliability' scripts/e2e.sh -count=1 -timeout 15m -v -run '^TestReliability_' ./e2e/
+
+echo "== README"
+go run ./scripts/reliability-report "$ARITMA_FIGURES" README.md
