@@ -30,6 +30,8 @@ type accessToken struct {
 	// so expiresAt computed from it is never later than the real expiry.
 	issuedAt  time.Time
 	expiresAt time.Time
+	// expiresAtText is expiresAt in RFC 3339, made once for every read.
+	expiresAtText string
 }
 
 func (t *accessToken) lifetime() time.Duration { return t.expiresAt.Sub(t.issuedAt) }
@@ -294,11 +296,12 @@ func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, a
 		scope = strings.Join(requestedScopes, " ")
 	}
 	return &accessToken{
-		value:     tok.AccessToken,
-		tokenType: tokenType,
-		scope:     scope,
-		issuedAt:  sentAt,
-		expiresAt: expiresAt,
+		value:         tok.AccessToken,
+		tokenType:     tokenType,
+		scope:         scope,
+		issuedAt:      sentAt,
+		expiresAt:     expiresAt,
+		expiresAtText: expiresAt.UTC().Format(time.RFC3339),
 	}, nil
 }
 

@@ -57,37 +57,42 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	if err != nil || errResp != nil {
 		return errResp, err
 	}
-	tok, fresh, warnings, err := src.token(ctx, want)
+	out, err := src.token(ctx, want)
 	if err != nil {
 		return nil, err
 	}
+	tok := out.token
 
 	// A new token's lease is exactly its expires_in; a cached one's is what
 	// it has left, rounded down, so the lease never outlives the token.
 	// Vault shortens it further to the mount's max_lease_ttl.
 	ttl := tok.expiresAt.Sub(b.now())
-	if fresh {
+	if out.fresh {
 		ttl = tok.lifetime()
 	}
 	ttl = ttl.Truncate(time.Second)
 
-	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
-		"access_token": tok.value,
-		"token_type":   tok.tokenType,
-		"expires_at":   tok.expiresAt.UTC().Format(time.RFC3339),
-		"scope":        tok.scope,
-	}, leaseInternalData(name, src, tok))
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = ttl
-	resp.Secret.Renewable = false
-	resp.Warnings = warnings
-	return resp, nil
+	// The response is built as framework.Secret.Response would, without its
+	// copy of the internal data: this is the hot path.
+	return &logical.Response{
+		Secret: &logical.Secret{
+			LeaseOptions: logical.LeaseOptions{TTL: ttl, MaxTTL: ttl, Renewable: false},
+			InternalData: leaseInternalData(name, src, tok),
+		},
+		Data: map[string]interface{}{
+			"access_token": tok.value,
+			"token_type":   tok.tokenType,
+			"expires_at":   tok.expiresAtText,
+			"scope":        tok.scope,
+		},
+		Warnings: out.warnings,
+	}, nil
 }
 
 // leaseInternalData is what the lease keeps for its revocation: for a
 // per-lease token, the token itself and whom it was issued to.
 func leaseInternalData(role string, src *tokenSource, tok *accessToken) map[string]interface{} {
-	internal := map[string]interface{}{"role": role}
+	internal := map[string]interface{}{"secret_type": secretAccessTokenType, "role": role}
 	if src.perLease {
 		internal["per_lease"] = true
 		internal["access_token"] = tok.value

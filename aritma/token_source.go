@@ -95,33 +95,35 @@ func (t *accessToken) usable(now time.Time, minRemaining, want time.Duration) bo
 	return left > reuseThreshold(t.lifetime(), minRemaining) && left >= want && left >= time.Second
 }
 
-// flightResult is what one shared grant gives its readers.
-type flightResult struct {
-	token *accessToken
-	fresh bool // issued by this flight rather than found in the cache
+// handout is what a read gets: a token, whether it was issued for this read
+// (or the flight this read joined), and warnings for the reader.
+type handout struct {
+	token    *accessToken
+	fresh    bool
+	warnings []string
 }
 
 // token returns a token with at least want of life left (and the reuse rule
 // above), and whether it was issued just now. Readers of one role share one
 // grant; readers of other roles never wait on it.
-func (s *tokenSource) token(ctx context.Context, want time.Duration) (*accessToken, bool, []string, error) {
+func (s *tokenSource) token(ctx context.Context, want time.Duration) (handout, error) {
 	if s.perLease {
 		t, err := s.fetch(ctx)
 		if err != nil {
-			return nil, false, nil, err
+			return handout{}, err
 		}
 		if t.lifetime() < want {
-			return nil, false, nil, upstreamError(fmt.Sprintf(
+			return handout{}, upstreamError(fmt.Sprintf(
 				"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
 				t.lifetime().Round(time.Second), want))
 		}
 		s.logger.Debug("per-lease token issued", "role", s.role, "environment", s.environment,
 			"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
-		return t, true, nil, nil
+		return handout{token: t, fresh: true}, nil
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
-			return t, false, nil, nil
+			return handout{token: t}, nil
 		}
 		// The grant runs without the reader's cancellation: other readers
 		// share it, and its result is worth caching even if this reader left.
@@ -131,42 +133,42 @@ func (s *tokenSource) token(ctx context.Context, want time.Duration) (*accessTok
 		var res singleflight.Result
 		select {
 		case <-ctx.Done():
-			return nil, false, nil, ctx.Err()
+			return handout{}, ctx.Err()
 		case res = <-ch:
 		}
 		if res.Err != nil {
 			return s.fallback(want, res.Err)
 		}
-		got := res.Val.(flightResult)
+		got := res.Val.(handout)
 		left := got.token.expiresAt.Sub(s.now())
 		if left >= want && left >= time.Second {
-			return got.token, got.fresh, nil, nil
+			return got, nil
 		}
 		if got.fresh {
-			return nil, false, nil, upstreamError(fmt.Sprintf(
+			return handout{}, upstreamError(fmt.Sprintf(
 				"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
 				got.token.lifetime().Round(time.Second), want))
 		}
 		// The flight served a cached token to a reader that wanted less;
 		// go round once more for our own grant.
 	}
-	return nil, false, nil, fmt.Errorf("no token for role %q after two attempts", s.role)
+	return handout{}, fmt.Errorf("no token for role %q after two attempts", s.role)
 }
 
 // refresh runs inside the shared flight. It checks the cache again first: a
 // flight that ended after this reader's own check may have stored a good token.
-func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightResult, error) {
+func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (handout, error) {
 	if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
-		return flightResult{token: t}, nil
+		return handout{token: t}, nil
 	}
 	t, err := s.fetch(ctx)
 	if err != nil {
-		return flightResult{}, err
+		return handout{}, err
 	}
 	s.current.Store(t)
 	s.logger.Debug("token issued", "role", s.role, "environment", s.environment,
 		"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
-	return flightResult{token: t, fresh: true}, nil
+	return handout{token: t, fresh: true}, nil
 }
 
 // fetch runs a grant unless the role is paused after failures.
@@ -185,16 +187,16 @@ func (s *tokenSource) fetch(ctx context.Context) (*accessToken, error) {
 // fallback answers a failed grant: with the cached token if it still meets
 // the role's min_remaining and the reader's want (and a warning saying so),
 // otherwise with the error.
-func (s *tokenSource) fallback(want time.Duration, grantErr error) (*accessToken, bool, []string, error) {
+func (s *tokenSource) fallback(want time.Duration, grantErr error) (handout, error) {
 	if t := s.current.Load(); t != nil {
 		left := t.expiresAt.Sub(s.now())
 		need := max(min(s.minRemaining, t.lifetime()/2), want, time.Second)
 		if left >= need {
 			warning := fmt.Sprintf("a new token could not be fetched (%s); this cached token expires at %s",
 				grantErr.Error(), t.expiresAt.UTC().Format(time.RFC3339))
-			return t, false, []string{warning}, nil
+			return handout{token: t, warnings: []string{warning}}, nil
 		}
 	}
-	return nil, false, nil, grantErr
+	return handout{}, grantErr
 }
 
