@@ -1,0 +1,681 @@
+//go:build e2e && reliability
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Failover on a real three-node Vault cluster with integrated storage
+// (raft): readers keep reading tokens through all three nodes while the
+// active node is stopped (SIGTERM); a standby takes over, reads succeed
+// again, no role, environment or config is lost, and the stopped node comes
+// back, unseals, rejoins as a voter and serves reads.
+//
+// The readers behave as a client given the three addresses would: each read
+// goes to the next node, and a node that failed a read is skipped for
+// readerSkip. Every read sent counts as attempted. The unavailability is the
+// longest gap between two successful reads, whichever nodes served them.
+func TestReliability_ClusterFailover(t *testing.T) {
+	const (
+		readers    = 6
+		readerSkip = 500 * time.Millisecond
+		readerRest = 20 * time.Millisecond // between reads, to leave CPU to raft
+	)
+	post := oauthClient{ID: "post-client", Secret: randomSecret("failover-post-secret"), AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"}
+	basic := oauthClient{ID: "basic-client", Secret: randomSecret("failover-basic-secret"), AuthMethod: "client_secret_basic", Scope: "api", Format: "opaque"}
+
+	c := startRaftCluster(t, 3)
+	leader := c.nodes[0]
+	leader.registerPlugin(t, "v0.1.0")
+	leader.enableAritma(t)
+	// A private_key_jwt role whose key is born in Vault: after the failover
+	// the new active node must sign with the same key, from storage.
+	leader.write(t, "aritma/roles/signed", map[string]interface{}{
+		"environment": "development", "client_id": "jwt-client", "auth_method": "private_key_jwt",
+		"signing_algorithm": "ES256", "scopes": "api",
+	})
+	_, jwks := fetchJWKS(t, leader.vaultServer, "signed")
+	oauth := startOAuthServerConfig(t, oauthConfig{
+		TokenTTL: 3600,
+		Clients:  []oauthClient{post, basic},
+		RawClients: []map[string]interface{}{{
+			"client_id": "jwt-client", "token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256",
+			"jwks": jwks, "scope": "api", "access_token_format": "jwt",
+		}},
+	})
+	leader.write(t, "aritma/environments/development", map[string]interface{}{"token_url": oauth.TokenEndpoint})
+	leader.write(t, "aritma/environments/bank-basic", map[string]interface{}{"token_url": oauth.TokenEndpoint, "auth_method": "client_secret_basic"})
+	leader.write(t, "aritma/roles/payments", map[string]interface{}{
+		"environment": "development", "client_id": post.ID, "client_secret": post.Secret, "scopes": "bankservice",
+	})
+	leader.write(t, "aritma/roles/identity", map[string]interface{}{
+		"environment": "bank-basic", "client_id": basic.ID, "client_secret": basic.Secret, "scopes": "api",
+	})
+	leader.write(t, "aritma/config", map[string]interface{}{"default_environment": "development"})
+	roles := []string{"payments", "identity", "signed"}
+
+	before := dumpMount(t, leader.client)
+	// Every node answers with the same configuration (standbys forward).
+	for _, n := range c.nodes {
+		if got := dumpMount(t, n.client); !sameDump(got, before) {
+			t.Fatalf("%s answers a different configuration before the failover:\nleader %v\n%s %v", n.name, before, n.name, got)
+		}
+	}
+	// One token per role before the readers start: the first grants.
+	for _, role := range roles {
+		if _, err := leader.client.Logical().Read("aritma/token/" + role); err != nil {
+			t.Fatalf("first read of %s: %v", role, err)
+		}
+	}
+
+	seen := newReadLog(len(c.nodes))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range readers {
+		clients := make([]*api.Client, len(c.nodes))
+		for j, n := range c.nodes {
+			clients[j] = readerClient(t, n.Addr, leader.Token)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runReader(ctx, seen, clients, roles, i, readerSkip, readerRest)
+		}()
+	}
+	stopReaders := sync.OnceFunc(func() { cancel(); wg.Wait() })
+	t.Cleanup(stopReaders)
+	started := time.Now()
+
+	// Warm up: every node serves reads.
+	waitFor(t, 60*time.Second, "every node to serve reads", func() bool {
+		for n := range c.nodes {
+			if seen.successesSince(n, started) == 0 {
+				return false
+			}
+		}
+		return time.Since(started) > 3*time.Second
+	})
+
+	// Stop the active node.
+	active := c.activeNode(t)
+	stopAt := time.Now()
+	active.stop()
+	t.Logf("stopped the active node %s (SIGTERM to its process group); it exited after %.1fs",
+		active.name, time.Since(stopAt).Seconds())
+
+	var newActive *clusterNode
+	waitFor(t, 120*time.Second, "a new active node", func() bool {
+		for _, n := range c.nodes {
+			if n == active {
+				continue
+			}
+			if l, err := n.client.Sys().Leader(); err == nil && l.IsSelf {
+				newActive = n
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("%s is active %.1fs after the SIGTERM", newActive.name, time.Since(stopAt).Seconds())
+	waitFor(t, 120*time.Second, "reads to succeed again through both remaining nodes", func() bool {
+		for i, n := range c.nodes {
+			if n != active && seen.successesSince(i, stopAt) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(3 * time.Second)
+
+	after := dumpMount(t, newActive.client)
+	lost := entriesLost(before, after)
+	if lost != 0 || !sameDump(before, after) {
+		t.Errorf("the configuration changed across the failover (%d entries lost or changed):\nbefore %v\nafter  %v", lost, before, after)
+	}
+
+	// Restart the stopped node: it unseals with the same key and rejoins.
+	restartAt := time.Now()
+	c.restart(t, active)
+	c.waitRejoined(t, active, newActive)
+	activeIdx := c.index(active)
+	waitFor(t, 60*time.Second, "the restarted node to serve reads", func() bool {
+		return seen.successesSince(activeIdx, restartAt) > 0
+	})
+	t.Logf("%s rejoined and served a read %.1fs after its restart", active.name, time.Since(restartAt).Seconds())
+	time.Sleep(2 * time.Second)
+	stopReaders()
+	ended := time.Now()
+
+	for _, n := range c.nodes {
+		if got := dumpMount(t, n.client); !sameDump(got, before) {
+			t.Errorf("%s answers a different configuration after the rejoin:\nbefore %v\nafter  %v", n.name, before, got)
+		}
+	}
+	// The restarted node serves a read itself, as the CLI would.
+	secret := active.readTokenCLI(t, active.Token, "signed")
+	if in := oauth.verify(t, secret.Data["access_token"].(string)); !in.Active || in.ClientID != "jwt-client" {
+		t.Errorf("the token read through the restarted node: the server saw %+v", in)
+	}
+
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	gap, gapFrom := seen.longestGap(started, ended)
+	t.Logf("longest time without a successful read: %.2fs, from %.2fs after the SIGTERM", gap.Seconds(), gapFrom.Sub(stopAt).Seconds())
+	stats := oauth.stats(t)
+	t.Logf("%d readers over %.0fs: %d reads attempted, %d succeeded (by node %v), %d got an expired token",
+		readers, ended.Sub(started).Seconds(), seen.attempts, seen.successes, seen.byNode, seen.expired)
+	for class, n := range seen.errors {
+		t.Logf("failed reads: %d × %s (first: %s)", n, class, seen.firstError[class])
+	}
+	for _, role := range roles {
+		t.Logf("role %s: %d distinct tokens read, the server saw %d grants for its client", role, len(seen.tokens[role]), stats.ByClient[clientOf(role)])
+	}
+	recordFigure(t, "failover_reads_attempted", seen.attempts)
+	recordFigure(t, "failover_reads_succeeded", seen.successes)
+	recordFigure(t, "failover_unavailable_seconds", roundTenth(gap.Seconds()))
+	recordFigure(t, "failover_config_entries_lost", lost)
+
+	if seen.expired != 0 {
+		t.Errorf("%d reads got an expired token (or a lease under a second)", seen.expired)
+	}
+	if stats.Failures != 0 {
+		t.Errorf("the OAuth server saw failed grants: %+v", stats)
+	}
+	// The new active node starts with an empty token cache, so every role
+	// has a token from each active node (the private_key_jwt one signed with
+	// the key from storage), and each is alive at the server.
+	for _, role := range roles {
+		if len(seen.tokens[role]) < 2 {
+			t.Errorf("role %s: %d distinct tokens read, want one from each active node", role, len(seen.tokens[role]))
+		}
+		for token := range seen.tokens[role] {
+			if in := oauth.verify(t, token); !in.Active {
+				t.Errorf("role %s: a token handed out during the run is not active at the server", role)
+			}
+		}
+	}
+
+	secrets := map[string]string{"post client secret": post.Secret, "basic client secret": basic.Secret}
+	for role, tokens := range seen.tokens {
+		i := 0
+		for token := range tokens {
+			i++
+			secrets[fmt.Sprintf("access token %d of %s", i, role)] = token
+		}
+	}
+	assertNoSecrets(t, secrets, append(c.logFiles(), oauth.LogPath))
+}
+
+func clientOf(role string) string {
+	return map[string]string{"payments": "post-client", "identity": "basic-client", "signed": "jwt-client"}[role]
+}
+
+func roundTenth(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
+
+// raftCluster is a Vault cluster on 127.0.0.1 with integrated storage, its
+// nodes sharing one plugin directory and one audit log file.
+type raftCluster struct {
+	nodes     []*clusterNode
+	unsealKey string
+	rootToken string
+	// oldLogs are the logs of node processes that were restarted.
+	oldLogs   []string
+	auditPath string
+}
+
+type clusterNode struct {
+	*vaultServer
+	name string
+	dir  string
+}
+
+// startRaftCluster starts size nodes, initialises the first with one
+// unseal key, joins the others to it, unseals them, waits until all are
+// voters, and turns on a file audit device.
+func startRaftCluster(t *testing.T, size int) *raftCluster {
+	t.Helper()
+	shared := t.TempDir()
+	pluginDir := filepath.Join(shared, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := &raftCluster{auditPath: filepath.Join(shared, "audit.log")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range c.nodes {
+				t.Log(tail(n.LogPath))
+			}
+		}
+	})
+	for i := range size {
+		name := fmt.Sprintf("node%d", i+1)
+		dir := filepath.Join(shared, name)
+		if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		clusterAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		configPath := filepath.Join(dir, "vault.hcl")
+		writeFile(t, configPath, fmt.Sprintf(`
+storage "raft" {
+  path    = %q
+  node_id = %q
+}
+listener "tcp" {
+  address         = %q
+  cluster_address = %q
+  tls_disable     = true
+}
+api_addr         = "http://%s"
+cluster_addr     = "https://%s"
+plugin_directory = %q
+disable_mlock    = true
+log_level        = "debug"
+`, filepath.Join(dir, "raft"), name, addr, clusterAddr, addr, clusterAddr, pluginDir))
+		n := &clusterNode{name: name, dir: dir, vaultServer: &vaultServer{
+			Addr:      addr,
+			PluginDir: pluginDir,
+			LogPath:   filepath.Join(dir, "vault-1.log"),
+			AuditPath: c.auditPath,
+			args:      []string{"server", "-config=" + configPath},
+		}}
+		n.start(t) // Token is empty: start waits for the API only
+		c.nodes = append(c.nodes, n)
+	}
+
+	first := c.nodes[0]
+	init, err := first.client.Sys().Init(&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatalf("vault operator init: %v", err)
+	}
+	c.unsealKey, c.rootToken = init.Keys[0], init.RootToken
+	c.unseal(t, first)
+	first.waitActive(t)
+
+	for _, n := range c.nodes[1:] {
+		joined, err := n.client.Sys().RaftJoin(&api.RaftJoinRequest{LeaderAPIAddr: "http://" + first.Addr})
+		if err != nil || !joined.Joined {
+			t.Fatalf("%s: vault operator raft join: %v %+v\n%s", n.name, err, joined, tail(n.LogPath))
+		}
+		c.unseal(t, n)
+		c.waitStandby(t, n, first)
+	}
+	c.waitVoters(t, first, len(c.nodes), "")
+	first.enableAudit(t)
+	return c
+}
+
+// unseal unseals n with the cluster's key and waits until it reports
+// unsealed (a joining node finishes its join first).
+func (c *raftCluster) unseal(t *testing.T, n *clusterNode) {
+	t.Helper()
+	if _, err := n.client.Sys().Unseal(c.unsealKey); err != nil {
+		t.Fatalf("%s: unseal: %v\n%s", n.name, err, tail(n.LogPath))
+	}
+	n.Token = c.rootToken
+	n.client.SetToken(n.Token)
+	waitFor(t, 90*time.Second, n.name+" to unseal", func() bool {
+		st, err := n.client.Sys().SealStatus()
+		return err == nil && !st.Sealed
+	})
+}
+
+// waitStandby waits until n is a standby that knows leader as the active node.
+func (c *raftCluster) waitStandby(t *testing.T, n, leader *clusterNode) {
+	t.Helper()
+	waitFor(t, 90*time.Second, n.name+" to be a standby of "+leader.name, func() bool {
+		l, err := n.client.Sys().Leader()
+		return err == nil && l.HAEnabled && !l.IsSelf && l.LeaderAddress == "http://"+leader.Addr
+	})
+}
+
+// waitVoters waits until the raft configuration lists want voters, and
+// autopilot calls every server healthy; if node is set, it must be one of
+// them (seen by autopilot, not just still listed).
+func (c *raftCluster) waitVoters(t *testing.T, leader *clusterNode, want int, node string) {
+	t.Helper()
+	var last string
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		servers, err := raftServers(leader.client)
+		voters := 0
+		for _, s := range servers {
+			if s.Voter {
+				voters++
+			}
+		}
+		state, stateErr := leader.client.Sys().RaftAutopilotState()
+		healthy := stateErr == nil && state.Healthy && len(state.Servers) == want
+		if healthy && node != "" {
+			s := state.Servers[node]
+			healthy = s != nil && s.Healthy && s.Status == "voter"
+		}
+		if err == nil && voters == want && healthy {
+			return
+		}
+		last = fmt.Sprintf("configuration %+v (err %v), autopilot %v (err %v)", servers, err, state, stateErr)
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster has not %d healthy voters after 120s: %s\n%s", want, last, tail(leader.LogPath))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+type raftServer struct {
+	NodeID  string `json:"node_id"`
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	Voter   bool   `json:"voter"`
+}
+
+// raftServers reads sys/storage/raft/configuration.
+func raftServers(client *api.Client) ([]raftServer, error) {
+	secret, err := client.Logical().Read("sys/storage/raft/configuration")
+	if err != nil {
+		return nil, err
+	}
+	if secret == nil {
+		return nil, errors.New("no raft configuration")
+	}
+	raw, _ := json.Marshal(secret.Data["config"])
+	var config struct {
+		Servers []raftServer `json:"servers"`
+	}
+	if err := json.Unmarshal(raw, &config); err != nil {
+		return nil, err
+	}
+	return config.Servers, nil
+}
+
+// activeNode returns the node that calls itself active.
+func (c *raftCluster) activeNode(t *testing.T) *clusterNode {
+	t.Helper()
+	for _, n := range c.nodes {
+		if l, err := n.client.Sys().Leader(); err == nil && l.IsSelf {
+			return n
+		}
+	}
+	t.Fatal("no node is active")
+	return nil
+}
+
+func (c *raftCluster) index(n *clusterNode) int {
+	for i, m := range c.nodes {
+		if m == n {
+			return i
+		}
+	}
+	panic("not a node of the cluster")
+}
+
+// restart starts a stopped node again with a new log file and unseals it.
+func (c *raftCluster) restart(t *testing.T, n *clusterNode) {
+	t.Helper()
+	c.oldLogs = append(c.oldLogs, n.LogPath)
+	n.vaultServer = &vaultServer{
+		Addr:      n.Addr,
+		PluginDir: n.PluginDir,
+		LogPath:   filepath.Join(n.dir, fmt.Sprintf("vault-%d.log", len(c.oldLogs)+1)),
+		AuditPath: n.AuditPath,
+		args:      n.args,
+	}
+	n.start(t)
+	c.unseal(t, n)
+}
+
+// waitRejoined waits until n is a standby of leader and a healthy voter.
+func (c *raftCluster) waitRejoined(t *testing.T, n, leader *clusterNode) {
+	t.Helper()
+	c.waitStandby(t, n, leader)
+	c.waitVoters(t, leader, len(c.nodes), n.name)
+	servers, err := raftServers(n.client)
+	if err != nil {
+		t.Fatalf("%s: sys/storage/raft/configuration: %v", n.name, err)
+	}
+	t.Logf("raft configuration after the rejoin, read through %s: %+v", n.name, servers)
+}
+
+// logFiles are every node's logs, old and current, and the audit log.
+func (c *raftCluster) logFiles() []string {
+	files := append([]string{c.auditPath}, c.oldLogs...)
+	for _, n := range c.nodes {
+		files = append(files, n.LogPath)
+	}
+	return files
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting %s for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// readerClient is an API client for one node that neither retries nor
+// waits long: each read is one attempt.
+func readerClient(t *testing.T, addr, token string) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = "http://" + addr
+	cfg.MaxRetries = 0
+	cfg.Timeout = 10 * time.Second
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetToken(token)
+	return client
+}
+
+// readLog is what the readers saw.
+type readLog struct {
+	mu         sync.Mutex
+	attempts   int
+	successes  int
+	expired    int
+	byNode     []int
+	okTimes    [][]time.Time // by node
+	errors     map[string]int
+	firstError map[string]string
+	tokens     map[string]map[string]bool // role -> tokens read
+}
+
+func newReadLog(nodes int) *readLog {
+	return &readLog{
+		byNode:     make([]int, nodes),
+		okTimes:    make([][]time.Time, nodes),
+		errors:     map[string]int{},
+		firstError: map[string]string{},
+		tokens:     map[string]map[string]bool{},
+	}
+}
+
+// runReader reads until ctx ends, starting at node first and role first,
+// moving to the next node after every read and skipping a node for skip
+// after it failed a read.
+func runReader(ctx context.Context, seen *readLog, clients []*api.Client, roles []string, first int, skip, rest time.Duration) {
+	skipUntil := make([]time.Time, len(clients))
+	node := first % len(clients)
+	for i := first; ctx.Err() == nil; i++ {
+		// The next node not skipped; if all are, wait for the first to be due.
+		next := -1
+		for k := range clients {
+			j := (node + k) % len(clients)
+			if !time.Now().Before(skipUntil[j]) {
+				next = j
+				break
+			}
+		}
+		if next < 0 {
+			soonest := 0
+			for j := range clients {
+				if skipUntil[j].Before(skipUntil[soonest]) {
+					soonest = j
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(skipUntil[soonest])):
+			}
+			next = soonest
+		}
+		node = (next + 1) % len(clients)
+		role := roles[i%len(roles)]
+		secret, err := clients[next].Logical().ReadWithContext(ctx, "aritma/token/"+role)
+		received := time.Now()
+		if ctx.Err() != nil {
+			return // the run ended mid-request
+		}
+		if err == nil && (secret == nil || secret.Data["access_token"] == nil) {
+			err = errors.New("no token in the response")
+		}
+		seen.record(next, clients[next].Address(), role, secret, err, received)
+		if err != nil {
+			skipUntil[next] = received.Add(skip)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(rest):
+		}
+	}
+}
+
+func (l *readLog) record(node int, addr, role string, secret *api.Secret, err error, received time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.attempts++
+	if err != nil {
+		class := errorClass(err)
+		if msg := err.Error(); strings.Contains(msg, "http://") && !strings.Contains(msg, addr+"/") {
+			// A standby that cannot forward redirects (307) to the node it
+			// last knew as active, and the client follows.
+			class += " after a redirect"
+		}
+		l.errors[class]++
+		if _, ok := l.firstError[class]; !ok {
+			l.firstError[class] = fmt.Sprintf("node%d: %s", node+1, strings.Join(strings.Fields(err.Error()), " "))
+		}
+		return
+	}
+	l.successes++
+	l.byNode[node]++
+	l.okTimes[node] = append(l.okTimes[node], received)
+	if !checkLeasedToken(secret, received) {
+		l.expired++
+	}
+	token := secret.Data["access_token"].(string)
+	if l.tokens[role] == nil {
+		l.tokens[role] = map[string]bool{}
+	}
+	if !l.tokens[role][token] {
+		l.tokens[role][token] = true
+		noteSecret(token)
+	}
+}
+
+// errorClass names a failed read by its kind: the HTTP status, or the
+// transport error.
+func errorClass(err error) string {
+	var respErr *api.ResponseError
+	switch {
+	case errors.As(err, &respErr):
+		return fmt.Sprintf("HTTP %d", respErr.StatusCode)
+	case strings.Contains(err.Error(), "connection refused"):
+		return "connection refused"
+	case strings.Contains(err.Error(), "EOF"), strings.Contains(err.Error(), "connection reset"):
+		return "connection closed"
+	case strings.Contains(err.Error(), "deadline exceeded"), strings.Contains(err.Error(), "Timeout"):
+		return "timeout"
+	default:
+		return "other"
+	}
+}
+
+func (l *readLog) successesSince(node int, since time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	times := l.okTimes[node]
+	return len(times) - sort.Search(len(times), func(i int) bool { return !times[i].Before(since) })
+}
+
+// longestGap is the longest time between two successful reads, or between
+// the start or end of the run and the nearest one, and when it began. Call
+// with l.mu held.
+func (l *readLog) longestGap(start, end time.Time) (time.Duration, time.Time) {
+	all := []time.Time{start, end}
+	for _, times := range l.okTimes {
+		all = append(all, times...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Before(all[j]) })
+	var longest time.Duration
+	from := start
+	for i := 1; i < len(all); i++ {
+		if gap := all[i].Sub(all[i-1]); gap > longest {
+			longest, from = gap, all[i-1]
+		}
+	}
+	return longest, from
+}
+
+// dumpMount reads every config, environment and role the mount holds,
+// through client, one JSON document per path.
+func dumpMount(t *testing.T, client *api.Client) map[string]string {
+	t.Helper()
+	dump := map[string]string{}
+	for _, list := range []string{"aritma/roles", "aritma/environments"} {
+		secret, err := client.Logical().List(list)
+		if err != nil || secret == nil {
+			t.Fatalf("list %s through %s: %v", list, client.Address(), err)
+		}
+		for _, key := range secret.Data["keys"].([]interface{}) {
+			path := list + "/" + key.(string)
+			s, err := client.Logical().Read(path)
+			if err != nil || s == nil {
+				t.Fatalf("read %s through %s: %v", path, client.Address(), err)
+			}
+			raw, _ := json.Marshal(s.Data)
+			dump[path] = string(raw)
+		}
+	}
+	cfg, err := client.Logical().Read("aritma/config")
+	if err != nil || cfg == nil {
+		t.Fatalf("read aritma/config through %s: %v", client.Address(), err)
+	}
+	raw, _ := json.Marshal(cfg.Data)
+	dump["aritma/config"] = string(raw)
+	return dump
+}
+
+// entriesLost counts the entries of before that after lacks or holds changed.
+func entriesLost(before, after map[string]string) int {
+	lost := 0
+	for path, entry := range before {
+		if after[path] != entry {
+			lost++
+		}
+	}
+	return lost
+}
+
+func sameDump(a, b map[string]string) bool {
+	return len(a) == len(b) && entriesLost(a, b) == 0
+}
