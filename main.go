@@ -3,6 +3,8 @@ package main
 
 import (
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -12,6 +14,12 @@ import (
 )
 
 func main() {
+	// Vault stops its plugins itself, through go-plugin. A SIGTERM sent to
+	// the whole process group (systemd's default KillMode=control-group)
+	// would otherwise kill the plugin while Vault is still serving requests
+	// during its shutdown; go-plugin ignores SIGINT for the same reason.
+	signal.Ignore(syscall.SIGTERM)
+
 	// JSON on stderr is what Vault reads from a plugin and re-logs at the
 	// level given; Vault's own log level filters it.
 	logger := hclog.New(&hclog.LoggerOptions{
