@@ -173,7 +173,7 @@ func faults() map[string]fault {
 			},
 			wantMsg: "is not a valid token response: cannot parse json: invalid character '<'", wantRequests: 1, wantCode: 502,
 		},
-		"non-JSON": {respond: jsonAnswer(200, `access_token=x`), wantMsg: "is not a valid token response: cannot parse json", wantRequests: 1, wantCode: 502},
+		"non-JSON":                  {respond: jsonAnswer(200, `access_token=x`), wantMsg: "is not a valid token response: cannot parse json", wantRequests: 1, wantCode: 502},
 		"JSON without access_token": {respond: jsonAnswer(200, `{"expires_in":3600,"token_type":"Bearer"}`), wantMsg: "server response missing access_token", wantRequests: 1, wantCode: 502},
 		"expires_in zero":           {respond: jsonAnswer(200, `{"access_token":"x","expires_in":0,"token_type":"Bearer"}`), wantMsg: "expires_in is 0: the token is already expired", wantRequests: 1, wantCode: 502},
 		"expires_in negative":       {respond: jsonAnswer(200, `{"access_token":"x","expires_in":-60,"token_type":"Bearer"}`), wantMsg: "expires_in is -60: the token is already expired", wantRequests: 1, wantCode: 502},

@@ -1,27 +1,17 @@
 package aritma
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
+
+	"github.com/aritma/vault-plugin-secrets-aritma/internal/figures"
 )
 
-// recordFigure appends a figure for the README's reliability section to the
-// file named by ARITMA_FIGURES (scripts/reliability-report.sh collects them);
-// without it, figures are only logged.
+// recordFigure logs a figure and records it for the README's reliability
+// section (scripts/reliability.sh).
 func recordFigure(t *testing.T, name string, value interface{}) {
 	t.Helper()
 	t.Logf("figure %s = %v", name, value)
-	path := os.Getenv("ARITMA_FIGURES")
-	if path == "" {
-		return
-	}
-	line, _ := json.Marshal(map[string]interface{}{"figure": name, "value": value})
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := figures.Record(name, value); err != nil {
 		t.Errorf("recording figure %s: %v", name, err)
-		return
 	}
-	defer f.Close()
-	_, _ = f.Write(append(line, '\n'))
 }

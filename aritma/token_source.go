@@ -25,8 +25,8 @@ type tokenSource struct {
 	minRemaining     time.Duration
 	// perLease roles get a new token for every read and never cache one.
 	perLease bool
-	now    func() time.Time
-	logger hclog.Logger
+	now      func() time.Time
+	logger   hclog.Logger
 
 	flight  singleflight.Group
 	current atomic.Pointer[accessToken]
@@ -199,4 +199,3 @@ func (s *tokenSource) fallback(want time.Duration, grantErr error) (handout, err
 	}
 	return handout{}, grantErr
 }
-

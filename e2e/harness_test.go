@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/aritma/vault-plugin-secrets-aritma/internal/figures"
 )
 
 const pluginName = "vault-plugin-secrets-aritma"
@@ -110,25 +112,14 @@ func noteSecret(secret string) {
 	_, _ = f.WriteString(secret + "\n")
 }
 
-// recordFigure logs a figure for the README's reliability section and
-// appends it to ARITMA_FIGURES, if set (scripts/reliability-report.sh).
+// recordFigure logs a figure and records it for the README's reliability
+// section (scripts/reliability.sh).
 func recordFigure(t *testing.T, name string, value interface{}) {
 	t.Helper()
 	t.Logf("figure %s = %v", name, value)
-	path := os.Getenv("ARITMA_FIGURES")
-	if path == "" {
-		return
-	}
-	line, _ := json.Marshal(map[string]interface{}{"figure": name, "value": value})
-	secretsMu.Lock()
-	defer secretsMu.Unlock()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := figures.Record(name, value); err != nil {
 		t.Errorf("recording figure %s: %v", name, err)
-		return
 	}
-	defer f.Close()
-	_, _ = f.Write(append(line, '\n'))
 }
 
 // freePort returns a loopback port that was free a moment ago.
