@@ -71,12 +71,13 @@ func newBackend() *backend {
 				roleStoragePrefix,
 			},
 		},
+		// token/ comes first: the framework tries the patterns in order,
+		// and the token read is the hot path.
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b)},
+			[]*framework.Path{pathToken(b), pathConfig(b)},
 			pathEnvironments(b),
 			pathRoles(b),
 			pathRoleKeys(b),
-			[]*framework.Path{pathToken(b)},
 		),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,

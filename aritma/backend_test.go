@@ -67,7 +67,7 @@ type testEnv struct {
 
 // newTestEnv builds a backend on in-memory storage with a test clock and its
 // log, at Trace level, captured.
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	logs := &syncBuffer{}
 	system := logical.TestSystemView()
@@ -89,7 +89,7 @@ func newTestEnv(t *testing.T) *testEnv {
 }
 
 // do sends one request and fails the test on a Go error.
-func (e *testEnv) do(t *testing.T, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
+func (e *testEnv) do(t testing.TB, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
 	t.Helper()
 	resp, err := e.request(op, path, data)
 	if err != nil {
@@ -109,7 +109,7 @@ func (e *testEnv) request(op logical.Operation, path string, data map[string]int
 
 // write creates or updates path, as Vault does: create when the path's
 // existence check says it does not exist yet.
-func (e *testEnv) write(t *testing.T, path string, data map[string]interface{}) *logical.Response {
+func (e *testEnv) write(t testing.TB, path string, data map[string]interface{}) *logical.Response {
 	t.Helper()
 	var op logical.Operation = logical.UpdateOperation
 	if _, exists, err := e.b.HandleExistenceCheck(context.Background(), &logical.Request{
@@ -121,7 +121,7 @@ func (e *testEnv) write(t *testing.T, path string, data map[string]interface{}) 
 }
 
 // mustWrite writes and fails the test on an error response.
-func (e *testEnv) mustWrite(t *testing.T, path string, data map[string]interface{}) {
+func (e *testEnv) mustWrite(t testing.TB, path string, data map[string]interface{}) {
 	t.Helper()
 	if resp := e.write(t, path, data); resp != nil && resp.IsError() {
 		t.Fatalf("write %s: %v", path, resp.Error())
@@ -129,7 +129,7 @@ func (e *testEnv) mustWrite(t *testing.T, path string, data map[string]interface
 }
 
 // readToken reads token/<role> and fails the test on any error.
-func (e *testEnv) readToken(t *testing.T, role string) *logical.Response {
+func (e *testEnv) readToken(t testing.TB, role string) *logical.Response {
 	t.Helper()
 	resp := e.do(t, logical.ReadOperation, "token/"+role, nil)
 	if resp == nil || resp.IsError() {
@@ -164,7 +164,7 @@ type fakeAuthServer struct {
 	respond   func(w http.ResponseWriter, r *http.Request, n int)
 }
 
-func newFakeAuthServer(t *testing.T) *fakeAuthServer {
+func newFakeAuthServer(t testing.TB) *fakeAuthServer {
 	t.Helper()
 	f := &fakeAuthServer{expiresIn: 3600}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -222,7 +222,7 @@ func writeJSON(w http.ResponseWriter, status int, body interface{}) {
 const testClientSecret = "s3cret-7f1c9e2a-do-not-leak"
 
 // setupRole points an environment at srv and writes a role using it.
-func (e *testEnv) setupRole(t *testing.T, srv *fakeAuthServer, role string, extra map[string]interface{}) {
+func (e *testEnv) setupRole(t testing.TB, srv *fakeAuthServer, role string, extra map[string]interface{}) {
 	t.Helper()
 	e.mustWrite(t, "environments/fake", map[string]interface{}{"token_url": srv.tokenURL()})
 	data := map[string]interface{}{

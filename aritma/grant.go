@@ -30,8 +30,10 @@ type accessToken struct {
 	// so expiresAt computed from it is never later than the real expiry.
 	issuedAt  time.Time
 	expiresAt time.Time
-	// expiresAtText is expiresAt in RFC 3339, made once for every read.
-	expiresAtText string
+	// data is the read response's data, built once for every reader of the
+	// token. It is never modified after parseToken: responses share it, and
+	// the plugin's RPC layer only reads it to send it to Vault.
+	data map[string]interface{}
 }
 
 func (t *accessToken) lifetime() time.Duration { return t.expiresAt.Sub(t.issuedAt) }
@@ -296,12 +298,17 @@ func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, a
 		scope = strings.Join(requestedScopes, " ")
 	}
 	return &accessToken{
-		value:         tok.AccessToken,
-		tokenType:     tokenType,
-		scope:         scope,
-		issuedAt:      sentAt,
-		expiresAt:     expiresAt,
-		expiresAtText: expiresAt.UTC().Format(time.RFC3339),
+		value:     tok.AccessToken,
+		tokenType: tokenType,
+		scope:     scope,
+		issuedAt:  sentAt,
+		expiresAt: expiresAt,
+		data: map[string]interface{}{
+			"access_token": tok.AccessToken,
+			"token_type":   tokenType,
+			"expires_at":   expiresAt.UTC().Format(time.RFC3339),
+			"scope":        scope,
+		},
 	}, nil
 }
 

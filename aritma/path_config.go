@@ -74,7 +74,7 @@ func pathConfig(b *backend) *framework.Path {
 			"default_min_remaining": {
 				Type: framework.TypeDurationSecond,
 				Description: "min_remaining of roles written without one: how much life a cached token must " +
-					"have left to be handed out (never less than a fifth, never more than half, of the token's lifetime).",
+					"have left to be handed out (never less than a fifth of the token's lifetime plus a second, never more than half of it).",
 				Default: int(defaultMinRemaining.Seconds()),
 			},
 			"request_timeout": {

@@ -47,7 +47,9 @@ func pathRoleKeys(b *backend) []*framework.Path {
 			HelpDescription: pathRoleKeysHelpDescription,
 		},
 		{
-			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/" + framework.GenericNameRegex("kid"),
+			// Key IDs are base64url thumbprints: they may start with "-" or "_",
+			// which GenericNameRegex does not allow.
+			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/(?P<kid>[A-Za-z0-9_-]+)",
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "role-key",

@@ -184,7 +184,7 @@ func pathRoles(b *backend) []*framework.Path {
 				"min_remaining": {
 					Type: framework.TypeDurationSecond,
 					Description: "How much life a cached token must have left to be handed out; a read after that " +
-						"fetches a new one. Never less than a fifth and never more than half of the token's lifetime. " +
+						"fetches a new one. Never less than a fifth of the token's lifetime plus a second, never more than half of it. " +
 						"Default: the config's default_min_remaining (1m).",
 				},
 			},
@@ -467,7 +467,7 @@ change only the fields given. Any change, and deleting the role, drops the
 role's cached token, so the next read uses the new settings.
 
 min_remaining is how much life a cached token must have left to be handed
-out; it is never less than a fifth of the token's lifetime (so that Vault
+out; it is never less than a fifth of the token's lifetime plus a second (so that Vault
 Agent, which re-reads at 85-95% of a lease, always gets a new token) and
 never more than half of it (so that the token is always shared).
 `

@@ -44,7 +44,9 @@ func pathToken(b *backend) *framework.Path {
 }
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	// The name is the path's capture, a string the framework has checked
+	// already; d.Get would parse it again.
+	name, _ := d.Raw["name"].(string)
 	var want time.Duration
 	if v, ok := d.GetOk("min_remaining"); ok {
 		want = time.Duration(v.(int)) * time.Second
@@ -72,34 +74,34 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	}
 	ttl = ttl.Truncate(time.Second)
 
-	// The response is built as framework.Secret.Response would, without its
-	// copy of the internal data: this is the hot path.
+	// The response is built as framework.Secret.Response would, but from
+	// maps made once per token and per role: this is the hot path.
 	return &logical.Response{
 		Secret: &logical.Secret{
 			LeaseOptions: logical.LeaseOptions{TTL: ttl, MaxTTL: ttl, Renewable: false},
-			InternalData: leaseInternalData(name, src, tok),
+			InternalData: src.leaseInternalData(tok),
 		},
-		Data: map[string]interface{}{
-			"access_token": tok.value,
-			"token_type":   tok.tokenType,
-			"expires_at":   tok.expiresAtText,
-			"scope":        tok.scope,
-		},
+		Data:     tok.data,
 		Warnings: out.warnings,
 	}, nil
 }
 
-// leaseInternalData is what the lease keeps for its revocation: for a
-// per-lease token, the token itself and whom it was issued to.
-func leaseInternalData(role string, src *tokenSource, tok *accessToken) map[string]interface{} {
-	internal := map[string]interface{}{"secret_type": secretAccessTokenType, "role": role}
-	if src.perLease {
-		internal["per_lease"] = true
-		internal["access_token"] = tok.value
-		internal["client_id"] = src.grant.auth.clientID
-		internal["expires_at"] = tok.expiresAt.Unix()
+// leaseInternalData is what the lease keeps for its revocation: the role,
+// and for a per-lease token the token itself and whom it was issued to.
+// A shared token's leases all keep the same internal data, made once per
+// role and never modified.
+func (s *tokenSource) leaseInternalData(tok *accessToken) map[string]interface{} {
+	if !s.perLease {
+		return s.sharedLeaseData
 	}
-	return internal
+	return map[string]interface{}{
+		"secret_type":  secretAccessTokenType,
+		"role":         s.role,
+		"per_lease":    true,
+		"access_token": tok.value,
+		"client_id":    s.grant.auth.clientID,
+		"expires_at":   tok.expiresAt.Unix(),
+	}
 }
 
 // tokenSource returns the role's cached token source, building it from
@@ -198,7 +200,11 @@ func newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *co
 		params.Add("resource", r)
 	}
 	return &tokenSource{
-		role:        name,
+		role: name,
+		sharedLeaseData: map[string]interface{}{
+			"secret_type": secretAccessTokenType,
+			"role":        name,
+		},
 		environment: role.Environment,
 		grant: &grantClient{
 			tokenURL:        env.tokenEndpoint(method),
@@ -233,9 +239,9 @@ The answer is a lease whose duration is the token's remaining lifetime
 Leases are not renewable: read again for a new token when one ends.
 
 Tokens are cached in memory and shared by all readers of a role until less
-than the role's min_remaining is left (and at least until a fifth of the
-lifetime is left), as the banks ask: "reuse the access token until it
-expires". Concurrent reads of a role that needs a new token make one request
+than the role's min_remaining, or less than a fifth of the token's lifetime
+plus a second, is left (whichever comes first, but never before half of it),
+as the banks ask: "reuse the access token until it expires". Concurrent reads of a role that needs a new token make one request
 to the authorization server. Revoking a lease does not revoke the shared
 token.
 

@@ -103,29 +103,29 @@ func TestTokenRead_SendsAudienceResourceAndExtraParams(t *testing.T) {
 // A cached token is handed out, with a lease of what it has left, while more
 // than the reuse threshold is left; at the threshold the next read gets a new
 // token. With expires_in=3600 and min_remaining=1m the threshold is a fifth
-// of the lifetime: 12 minutes.
+// of the lifetime and a second: 12m01s.
 func TestTokenRead_ReusesUntilThresholdThenRenews(t *testing.T) {
 	e := newTestEnv(t)
 	srv := newFakeAuthServer(t)
 	e.setupRole(t, srv, "r", nil)
 
 	first := e.readToken(t, "r")
-	e.clock.Advance(48*time.Minute - time.Second) // 12m01s left
+	e.clock.Advance(48*time.Minute - 2*time.Second) // 12m02s left
 	second := e.readToken(t, "r")
 	if second.Data["access_token"] != first.Data["access_token"] {
-		t.Fatalf("with 12m01s left the token was replaced; want it reused")
+		t.Fatalf("with 12m02s left the token was replaced; want it reused")
 	}
-	if want := 12*time.Minute + time.Second; second.Secret.TTL != want {
+	if want := 12*time.Minute + 2*time.Second; second.Secret.TTL != want {
 		t.Errorf("cached token lease = %s, want what it has left, %s", second.Secret.TTL, want)
 	}
 	if second.Data["expires_at"] != first.Data["expires_at"] {
 		t.Errorf("cached token expires_at changed: %v -> %v", first.Data["expires_at"], second.Data["expires_at"])
 	}
 
-	e.clock.Advance(time.Second) // exactly 12m left
+	e.clock.Advance(time.Second) // exactly 12m01s left
 	third := e.readToken(t, "r")
 	if third.Data["access_token"] == first.Data["access_token"] {
-		t.Fatalf("with 12m left the cached token was handed out; want a new one")
+		t.Fatalf("with 12m01s left the cached token was handed out; want a new one")
 	}
 	if third.Secret.TTL != time.Hour {
 		t.Errorf("new token lease = %s, want 1h", third.Secret.TTL)
@@ -589,4 +589,33 @@ func testJWT(claims string) string {
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString([]byte(`{"alg":"RS256","typ":"at+jwt"}`)) + "." +
 		enc.EncodeToString([]byte(claims)) + "." + enc.EncodeToString([]byte("signature"))
+}
+
+// An agent that reads a shared token part-way through its life gets a lease
+// of what is left, rounded down to whole seconds; when it re-reads at 85% of
+// that lease, it must get a new token, even for short-lived tokens where the
+// rounding is a large part of the lease.
+func TestTokenRead_AgentArrivingMidLifeRereadsOnce(t *testing.T) {
+	for _, lifetime := range []int{6, 20, 3600} {
+		for _, arrival := range []time.Duration{500 * time.Millisecond, 900 * time.Millisecond, 2*time.Second + 999*time.Millisecond} {
+			t.Run(fmt.Sprintf("%ds token, reader at %s", lifetime, arrival), func(t *testing.T) {
+				e := newTestEnv(t)
+				srv := newFakeAuthServer(t)
+				srv.expiresIn = lifetime
+				// min_remaining 0: the fifth alone decides (the default 1m
+				// would cap these short tokens at half their life).
+				e.setupRole(t, srv, "r", map[string]interface{}{"min_remaining": "0s"})
+				e.readToken(t, "r")
+				e.clock.Advance(arrival)
+				mid := e.readToken(t, "r")
+				if srv.count() != 1 {
+					t.Fatalf("the token was not shared at %s", arrival)
+				}
+				e.clock.Advance(time.Duration(float64(mid.Secret.TTL) * 0.85))
+				if next := e.readToken(t, "r"); next.Data["access_token"] == mid.Data["access_token"] {
+					t.Errorf("the re-read at 85%% of a %s lease got the same token again", mid.Secret.TTL)
+				}
+			})
+		}
+	}
 }

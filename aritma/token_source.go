@@ -18,7 +18,9 @@ import (
 type tokenSource struct {
 	role        string
 	environment string
-	grant       *grantClient
+	// sharedLeaseData is the internal data of every lease of a shared token.
+	sharedLeaseData map[string]interface{}
+	grant           *grantClient
 	// sharedHTTPClient is false for a role with a client certificate of its
 	// own, whose HTTP client is not the environment's.
 	sharedHTTPClient bool
@@ -75,17 +77,18 @@ func (p *grantPause) record(now time.Time, err error) {
 }
 
 // reuseThreshold is how much life a cached token must have left to be handed
-// out again: the role's min_remaining, but at least a fifth and at most half
-// of the token's lifetime.
+// out again: the role's min_remaining, but at least a fifth of the token's
+// lifetime plus a second, and at most half of it.
 //
 // The fifth is for Vault Agent, which re-reads a non-renewable secret after
-// 85-95% of its lease: since a lease here lasts as long as the token has left,
-// every such re-read finds at most 15% of the lifetime left, below a fifth,
-// and gets a new token. The agent then reads once per token and never renders
-// one that is about to die. The half keeps a min_remaining longer than the
-// bank's tokens live from turning every read into a grant.
+// 85-95% of its lease: since a lease here lasts as long as the token has left
+// (rounded down to whole seconds, hence the extra second), every such re-read
+// finds less than a fifth of the lifetime left and gets a new token. The
+// agent then reads once per token and never renders one that is about to
+// die. The half keeps a min_remaining longer than the bank's tokens live from
+// turning every read into a grant.
 func reuseThreshold(lifetime, minRemaining time.Duration) time.Duration {
-	return min(max(minRemaining, lifetime/5), lifetime/2)
+	return min(max(minRemaining, lifetime/5+time.Second), lifetime/2)
 }
 
 // usable reports whether t may be handed out at now to a reader that wants at

@@ -9,13 +9,15 @@ func TestReuseThreshold(t *testing.T) {
 	for name, tc := range map[string]struct {
 		lifetime, minRemaining, want time.Duration
 	}{
-		"1h token, default 1m: a fifth": {lifetime: time.Hour, minRemaining: time.Minute, want: 12 * time.Minute},
-		"1h token, 30m":                 {lifetime: time.Hour, minRemaining: 30 * time.Minute, want: 30 * time.Minute},
-		"1h token, 0":                   {lifetime: time.Hour, minRemaining: 0, want: 12 * time.Minute},
-		"1h token, 2h: capped at half":  {lifetime: time.Hour, minRemaining: 2 * time.Hour, want: 30 * time.Minute},
-		"20s token, 1m: capped at half": {lifetime: 20 * time.Second, minRemaining: time.Minute, want: 10 * time.Second},
-		"5m token, 1m":                  {lifetime: 5 * time.Minute, minRemaining: time.Minute, want: time.Minute},
-		"24h token, 1m: a fifth":        {lifetime: 24 * time.Hour, minRemaining: time.Minute, want: 288 * time.Minute},
+		"1h token, default 1m: a fifth and a second": {lifetime: time.Hour, minRemaining: time.Minute, want: 12*time.Minute + time.Second},
+		"1h token, 30m":                     {lifetime: time.Hour, minRemaining: 30 * time.Minute, want: 30 * time.Minute},
+		"1h token, 0":                       {lifetime: time.Hour, minRemaining: 0, want: 12*time.Minute + time.Second},
+		"1h token, 2h: capped at half":      {lifetime: time.Hour, minRemaining: 2 * time.Hour, want: 30 * time.Minute},
+		"20s token, 1m: capped at half":     {lifetime: 20 * time.Second, minRemaining: time.Minute, want: 10 * time.Second},
+		"6s token, 0: a fifth and a second": {lifetime: 6 * time.Second, minRemaining: 0, want: 2200 * time.Millisecond},
+		"2s token: half":                    {lifetime: 2 * time.Second, minRemaining: 0, want: time.Second},
+		"5m token, 1m":                      {lifetime: 5 * time.Minute, minRemaining: time.Minute, want: time.Minute + time.Second},
+		"24h token, 1m: a fifth":            {lifetime: 24 * time.Hour, minRemaining: time.Minute, want: 288*time.Minute + time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := reuseThreshold(tc.lifetime, tc.minRemaining); got != tc.want {
@@ -33,8 +35,8 @@ func TestAccessTokenUsable(t *testing.T) {
 		usable                      bool
 	}{
 		"fresh":                        {elapsed: 0, minRemaining: time.Minute, usable: true},
-		"just above threshold":         {elapsed: 48*time.Minute - time.Nanosecond, minRemaining: time.Minute, usable: true},
-		"at threshold":                 {elapsed: 48 * time.Minute, minRemaining: time.Minute, usable: false},
+		"just above threshold":         {elapsed: 48*time.Minute - time.Second - time.Nanosecond, minRemaining: time.Minute, usable: true},
+		"at threshold":                 {elapsed: 48*time.Minute - time.Second, minRemaining: time.Minute, usable: false},
 		"reader wants more than left":  {elapsed: 30 * time.Minute, minRemaining: time.Minute, want: 31 * time.Minute, usable: false},
 		"reader wants exactly left":    {elapsed: 30 * time.Minute, minRemaining: time.Minute, want: 30 * time.Minute, usable: true},
 		"expired":                      {elapsed: 2 * time.Hour, minRemaining: 0, usable: false},
