@@ -13,7 +13,10 @@ import (
 
 func pathToken(b *backend) *framework.Path {
 	return &framework.Path{
-		Pattern: "token/" + framework.GenericNameRegex("name"),
+		// A plain character class rather than GenericNameRegex, which
+		// backtracks: it matches every role name (and more, which then
+		// answers "does not exist"), and this is the hot path.
+		Pattern: "token/(?P<name>[\\w.-]+)",
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationVerb:   "generate",
