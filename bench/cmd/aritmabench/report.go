@@ -322,7 +322,7 @@ func writeUpstream(w writer, u *upstreamResults) {
 	w("## 3. Upstream cost: grants at the authorization server\n\n")
 	w("The e2e tests' oidc-provider server issues JWTs that live %d s; its `/test/stats` counts grants per client, and each "+
 		"role has a client of its own. The roles set `min_remaining=0`, so the engine's floor applies: a token is shared for "+
-		"its first %.1f s (four fifths, as an hour-long token is for 48 minutes with the default `min_remaining`). Readers "+
+		"its first %.1f s (four fifths less a second, as an hour-long token is for 47m59s with the default `min_remaining`). Readers "+
 		"read as fast as Vault answers for %s; every answer's token is collected, so *tokens* counts the rotations the readers "+
 		"saw. One grant per rotation means grants = tokens.\n\n", u.TokenTTL, u.ReuseSecs, fmtDuration(u.RunSecs))
 	w("| concurrent readers | reads | not 2xx | token lifetimes | tokens seen | grants | grants per rotation | grants per token lifetime | p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")

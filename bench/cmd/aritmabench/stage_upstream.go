@@ -57,10 +57,10 @@ func stageUpstream(c config, e *devEnv) *upstreamResults {
 	if c.quick {
 		res.RunSecs = 7
 	}
-	// min_remaining 0 leaves the engine's floor, a fifth of the lifetime: a
-	// 6s token is shared for its first 4.8s, as an hour-long one is for its
-	// first 48 minutes with the default min_remaining of 1m.
-	res.ReuseSecs = float64(shortTTL) * 4 / 5
+	// min_remaining 0 leaves the engine's floor, a fifth of the lifetime plus
+	// a second: a 6s token is shared for its first 3.8s, as an hour-long one
+	// is for its first 47m59s with the default min_remaining of 1m.
+	res.ReuseSecs = float64(shortTTL)*4/5 - 1
 	v := e.v
 	for _, n := range []string{"up-1", "up-64", "up-1024", "agents"} {
 		cl := e.clients[n]
