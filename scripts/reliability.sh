@@ -18,7 +18,7 @@ echo "== fuzzing, ${RELIABILITY_FUZZTIME:-20s} per target"
 FUZZTIME="${RELIABILITY_FUZZTIME:-20s}" scripts/fuzz.sh
 
 echo "== end-to-end suite with secret scans"
-scripts/e2e.sh -count=1 -timeout 15m -skip '^TestTerraform' ./e2e/
+scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' ./e2e/
 
 echo "== failover and load"
 E2E_TAGS='e2e reliability' scripts/e2e.sh -count=1 -timeout 15m -v -run '^TestReliability_' ./e2e/
