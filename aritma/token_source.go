@@ -116,9 +116,7 @@ func (s *tokenSource) token(ctx context.Context, want time.Duration) (handout, e
 			return handout{}, err
 		}
 		if t.lifetime() < want {
-			return handout{}, upstreamError(fmt.Sprintf(
-				"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
-				t.lifetime().Round(time.Second), want))
+			return handout{}, tooShortLived(t, want)
 		}
 		s.logger.Debug("per-lease token issued", "role", s.role, "environment", s.environment,
 			"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
@@ -148,14 +146,19 @@ func (s *tokenSource) token(ctx context.Context, want time.Duration) (handout, e
 			return got, nil
 		}
 		if got.fresh {
-			return handout{}, upstreamError(fmt.Sprintf(
-				"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
-				got.token.lifetime().Round(time.Second), want))
+			return handout{}, tooShortLived(got.token, want)
 		}
 		// The flight served a cached token to a reader that wanted less;
 		// go round once more for our own grant.
 	}
 	return handout{}, fmt.Errorf("no token for role %q after two attempts", s.role)
+}
+
+// tooShortLived answers a reader whose min_remaining no new token can meet.
+func tooShortLived(t *accessToken, want time.Duration) error {
+	return upstreamError(fmt.Sprintf(
+		"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
+		t.lifetime().Round(time.Second), want))
 }
 
 // refresh runs inside the shared flight. It checks the cache again first: a
@@ -180,7 +183,10 @@ func (s *tokenSource) fetch(ctx context.Context) (*accessToken, error) {
 		return nil, err
 	}
 	t, err := s.grant.fetch(ctx, s.now)
-	s.pause.record(s.now(), err)
+	if ctx.Err() == nil {
+		// A per-lease reader that went away is no failure of the server.
+		s.pause.record(s.now(), err)
+	}
 	if err != nil {
 		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
 	}
