@@ -76,8 +76,8 @@ func writeTargets(w writer, res *results) {
 		}
 		hit, floor, handler := ip.metric(bHit, "allocs/op"), ip.metric(bFloor, "allocs/op"), ip.metric(bHandler, "allocs/op")
 		probe := ip.metric(bProbe, "allocs/op")
-		w("| cache hit under 10 allocations | %.0f through HandleRequest: %.0f more than the floor's %.0f, %.0f more than the probe's %.0f; %.0f in the engine's handler alone | %s |\n",
-			hit, hit-floor, floor, hit-probe, probe, handler, yesNo(hit-floor < 10 && handler < 10))
+		w("| cache hit under 10 allocations | %.0f through HandleRequest: %s the floor's %.0f, %s the probe's %.0f; %.0f in the engine's handler alone | %s |\n",
+			hit, moreOrFewer(hit-floor), floor, moreOrFewer(hit-probe), probe, handler, yesNo(hit-floor < 10 && handler < 10))
 		if r := ip.ratio("role B while role A's grant hangs vs A idle"); r != nil && ip.metric(bHanging, "ns/op") > 0 {
 			w("| no lock held across the network call; other roles unaffected by a hanging one | the backend's lock was free while role A's grant hung, and role B's first read and its cache hits went on: %s of their time with A idle | %s |\n",
 				fmtRatio(r.Ratio), yesNo(r.Ratio < 2))
@@ -559,4 +559,12 @@ func fmtInt(n int) string {
 		r = "-" + r
 	}
 	return r
+}
+
+// moreOrFewer says "3 more than" or "2 fewer than" for a difference.
+func moreOrFewer(diff float64) string {
+	if diff < 0 {
+		return fmt.Sprintf("%.0f fewer than", -diff)
+	}
+	return fmt.Sprintf("%.0f more than", diff)
 }
