@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // fetchJWKS reads a role's JWKS from Vault without a Vault token, as a bank
@@ -258,20 +260,13 @@ func TestE2E_MutualTLS(t *testing.T) {
 }
 
 // selfSignedJWK is the JWK that registers a self-signed certificate (x5c).
-func selfSignedJWK(t *testing.T, der []byte) map[string]interface{} {
+func selfSignedJWK(t *testing.T, der []byte) jose.JSONWebKey {
 	t.Helper()
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := cert.PublicKey.(*ecdsa.PublicKey)
-	enc := func(b []byte) string { return strings.TrimRight(b64url(b), "=") }
-	return map[string]interface{}{
-		"kty": "EC", "crv": "P-256", "use": "sig",
-		"x":   enc(pub.X.FillBytes(make([]byte, 32))),
-		"y":   enc(pub.Y.FillBytes(make([]byte, 32))),
-		"x5c": []string{b64std(der)},
-	}
+	return jose.JSONWebKey{Key: cert.PublicKey, Use: "sig", Certificates: []*x509.Certificate{cert}}
 }
 
 // Discovery: an environment names the issuer; the engine takes the token and

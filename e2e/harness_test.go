@@ -15,7 +15,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -657,6 +656,3 @@ func assertNoSecrets(t *testing.T, secrets map[string]string, files []string, te
 		}
 	}
 }
-
-func b64url(b []byte) string { return base64.URLEncoding.EncodeToString(b) }
-func b64std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -500,14 +500,6 @@ func writeHowTo(w writer) {
 		"Benchmarks are never part of `make test`.\n")
 }
 
-func sum(xs []int) int {
-	t := 0
-	for _, x := range xs {
-		t += x
-	}
-	return t
-}
-
 func plural(n int) string {
 	if n == 1 {
 		return ""

@@ -190,18 +190,6 @@ func (v *vaultServer) mustWrite(path string, data map[string]interface{}) *api.S
 	return s
 }
 
-// leaseCount lists the leases under prefix (which ends in a slash).
-func (v *vaultServer) leaseCount(prefix string) (int, error) {
-	s, err := v.client.Logical().List("sys/leases/lookup/" + prefix)
-	if err != nil {
-		return 0, err
-	}
-	if s == nil || s.Data["keys"] == nil {
-		return 0, nil
-	}
-	return len(s.Data["keys"].([]interface{})), nil
-}
-
 // revokePrefix revokes every lease under prefix and waits until it is done.
 func (v *vaultServer) revokePrefix(prefix string) (time.Duration, error) {
 	start := time.Now()
@@ -307,9 +295,7 @@ func (s *oauthServer) stats() (oauthStats, error) {
 // leaseCreations is how many leases Vault has created for reads under
 // mount (e.g. "agents/"), from its vault.secret.lease.creation counter.
 func (v *vaultServer) leaseCreations(mount string) (int, error) {
-	req := v.client.NewRequest(http.MethodGet, "/v1/sys/metrics")
-	req.Params.Set("format", "prometheus")
-	resp, err := v.client.RawRequest(req)
+	resp, err := v.client.Logical().ReadRawWithData("sys/metrics", map[string][]string{"format": {"prometheus"}})
 	if err != nil {
 		return 0, err
 	}
