@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -35,16 +37,25 @@ type backend struct {
 	// retryBase scales the backoff between retries of a failed grant.
 	retryBase time.Duration
 
-	// sourcesMu guards sources, httpClients and generation. It is never held
-	// across storage or network calls.
+	// sourcesMu guards sources, retired, httpClients and generation. It is
+	// never held across storage or network calls.
 	sourcesMu sync.RWMutex
 	sources   map[string]*tokenSource // by role name
+	// retired holds each role's last dropped source until the role is read
+	// again: the source rebuilt then takes over its token if the grant
+	// settings are the same (a key rotation, a write that changed nothing).
+	retired map[string]*tokenSource
 	// httpClients holds one client per environment, shared by its roles so
 	// that they share connections to the authorization server.
 	httpClients map[string]*http.Client
 	// generation counts invalidations, so that a source built from storage
 	// read before a change is not cached after it.
 	generation uint64
+
+	// performanceStandby caches whether this node is a performance standby,
+	// asked of Vault at most once per standbyCheckInterval.
+	performanceStandby atomic.Bool
+	standbyCheckedAt   atomic.Int64 // UnixNano
 
 	// writeMu serialises writes, so that a check such as "no role uses this
 	// environment" still holds when the write lands.
@@ -56,6 +67,7 @@ func newBackend() *backend {
 		now:         time.Now,
 		retryBase:   250 * time.Millisecond,
 		sources:     make(map[string]*tokenSource),
+		retired:     make(map[string]*tokenSource),
 		httpClients: make(map[string]*http.Client),
 	}
 	b.Backend = &framework.Backend{
@@ -101,8 +113,24 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
-func (b *backend) clean(context.Context) {
-	b.dropAllSources()
+// standbyCheckInterval bounds how often the token read asks Vault for the
+// node's replication state: the question costs a round trip to Vault for an
+// external plugin, and a node's role changes rarely (Vault sets mounts up
+// anew when it does).
+const standbyCheckInterval = time.Second
+
+// onPerformanceStandby reports whether this node is a performance standby,
+// which cannot store the lease a token read creates. A token read there
+// answers logical.ErrReadOnly before any grant, and Vault forwards it to the
+// active node, where the role's one cached token lives. Performance
+// secondaries keep leases of their own and serve token reads themselves.
+func (b *backend) onPerformanceStandby() bool {
+	now := time.Now().UnixNano()
+	if checked := b.standbyCheckedAt.Load(); checked == 0 || now-checked > int64(standbyCheckInterval) {
+		b.performanceStandby.Store(b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby))
+		b.standbyCheckedAt.Store(now)
+	}
+	return b.performanceStandby.Load()
 }
 
 // cachedSource returns the role's token source if one is cached, and the
@@ -122,7 +150,8 @@ func (b *backend) cachedHTTPClient(environment string) *http.Client {
 // storeSource caches src and its environment's HTTP client, unless another
 // reader cached a source first (that one wins, so concurrent first reads share
 // one token) or something was invalidated since generation (then src serves
-// only the read that built it).
+// only the read that built it). A cached src takes over the token of the
+// role's retired source when their settings match.
 func (b *backend) storeSource(role string, src *tokenSource, generation uint64) *tokenSource {
 	b.sourcesMu.Lock()
 	defer b.sourcesMu.Unlock()
@@ -130,6 +159,10 @@ func (b *backend) storeSource(role string, src *tokenSource, generation uint64) 
 		return existing
 	}
 	if b.generation == generation {
+		if old := b.retired[role]; old != nil {
+			src.adopt(old)
+			delete(b.retired, role)
+		}
 		b.sources[role] = src
 		if src.sharedHTTPClient && b.httpClients[src.environment] == nil {
 			b.httpClients[src.environment] = src.grant.httpClient
@@ -138,32 +171,36 @@ func (b *backend) storeSource(role string, src *tokenSource, generation uint64) 
 	return src
 }
 
-// swapRoleSigner makes signer sign the role's next private_key_jwt
-// assertions, keeping its cached token: a new key does not make issued
-// tokens any less valid. The generation moves on, so that a source being
-// built from the role as it was before is not cached.
-func (b *backend) swapRoleSigner(role string, signer *assertionSigner) {
-	b.sourcesMu.Lock()
-	defer b.sourcesMu.Unlock()
-	b.generation++
-	if src := b.sources[role]; src != nil {
-		src.grant.auth.signer.Store(signer)
-	}
-}
-
+// dropRoleSource is called when the role's storage changes: the source is
+// retired, and rebuilt from storage on the role's next read.
 func (b *backend) dropRoleSource(role string) {
 	b.sourcesMu.Lock()
 	defer b.sourcesMu.Unlock()
 	b.generation++
-	delete(b.sources, role)
+	b.retireLocked(role)
 }
 
-// dropEnvironmentSources drops the environment's HTTP client and the sources
-// of the roles that use it.
+func (b *backend) retireLocked(role string) {
+	if src := b.sources[role]; src != nil {
+		b.retired[role] = src
+		delete(b.sources, role)
+	}
+}
+
+// forgetRetiredSource lets go of a deleted role's retired source.
+func (b *backend) forgetRetiredSource(role string) {
+	b.sourcesMu.Lock()
+	defer b.sourcesMu.Unlock()
+	delete(b.retired, role)
+}
+
+// dropEnvironmentSources retires the sources of the roles that use the
+// environment, and drops its HTTP client.
 func (b *backend) dropEnvironmentSources(environment string) {
 	b.dropSources(func(name string) bool { return name == environment })
 }
 
+// dropAllSources is for a config change.
 func (b *backend) dropAllSources() {
 	b.dropSources(func(string) bool { return true })
 }
@@ -173,7 +210,7 @@ func (b *backend) dropSources(environmentMatches func(string) bool) {
 	b.generation++
 	for role, src := range b.sources {
 		if environmentMatches(src.environment) {
-			delete(b.sources, role)
+			b.retireLocked(role)
 		}
 	}
 	var dropped []*http.Client
@@ -185,6 +222,20 @@ func (b *backend) dropSources(environmentMatches func(string) bool) {
 	}
 	b.sourcesMu.Unlock()
 	for _, client := range dropped {
+		client.CloseIdleConnections()
+	}
+}
+
+// clean forgets everything: the mount is going away.
+func (b *backend) clean(context.Context) {
+	b.sourcesMu.Lock()
+	b.generation++
+	clients := b.httpClients
+	b.sources = make(map[string]*tokenSource)
+	b.retired = make(map[string]*tokenSource)
+	b.httpClients = make(map[string]*http.Client)
+	b.sourcesMu.Unlock()
+	for _, client := range clients {
 		client.CloseIdleConnections()
 	}
 }

@@ -172,6 +172,16 @@ func newFakeAuthServer(t testing.TB) *fakeAuthServer {
 	return f
 }
 
+// newFakeTLSAuthServer is newFakeAuthServer on https; environments trust it
+// with ca_cert = serverCAPEM(f.Server).
+func newFakeTLSAuthServer(t testing.TB) *fakeAuthServer {
+	t.Helper()
+	f := &fakeAuthServer{expiresIn: 3600}
+	f.Server = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
 func (f *fakeAuthServer) tokenURL() string { return f.URL + "/connect/token" }
 
 func (f *fakeAuthServer) serve(w http.ResponseWriter, r *http.Request) {
@@ -315,30 +325,41 @@ func TestUserPath_WriteRoleReadToken(t *testing.T) {
 	}
 }
 
-// invalidate (called on standbys and replicas) drops exactly what changed.
-func TestInvalidate_DropsCachedTokens(t *testing.T) {
+// invalidate (called on standbys and replicas, after another node changed
+// storage) drops exactly the tokens whose grant settings changed: a change
+// to a role's signing keys alone, or a write that changed nothing, keeps it.
+func TestInvalidate_DropsCachedTokensWhoseSettingsChanged(t *testing.T) {
 	for name, tc := range map[string]struct {
 		key       string
+		change    map[string]interface{} // written to key in storage, behind the backend's back
 		wantFresh bool
 	}{
-		"own role":          {key: "roles/a", wantFresh: true},
-		"another role":      {key: "roles/b", wantFresh: false},
-		"own environment":   {key: "environments/fake", wantFresh: true},
-		"other environment": {key: "environments/production", wantFresh: false},
-		"config":            {key: "config", wantFresh: true},
-		"unrelated key":     {key: "something/else", wantFresh: false},
+		"own role":                {key: "roles/a", change: map[string]interface{}{"scopes": "bankservice"}, wantFresh: true},
+		"own role, same settings": {key: "roles/a", change: map[string]interface{}{"scopes": "api"}, wantFresh: false},
+		"another role":            {key: "roles/b", change: map[string]interface{}{"scopes": "bankservice"}, wantFresh: false},
+		"own environment":         {key: "environments/fake", change: map[string]interface{}{"assumed_token_lifetime": "2m"}, wantFresh: true},
+		"other environment":       {key: "environments/production", change: map[string]interface{}{"assumed_token_lifetime": "2m"}, wantFresh: false},
+		"config":                  {key: "config", change: map[string]interface{}{"request_timeout": "20s"}, wantFresh: true},
+		"unrelated key":           {key: "something/else", wantFresh: false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newTestEnv(t)
 			srv := newFakeAuthServer(t)
 			e.setupRole(t, srv, "a", nil)
+			e.setupRole(t, srv, "b", nil)
 			first := e.readToken(t, "a").Data["access_token"]
 
+			// Another node's write: storage changes, then the invalidation.
+			if tc.change != nil {
+				other := newTestEnv(t)
+				other.storage = e.storage
+				other.mustWrite(t, tc.key, tc.change)
+			}
 			e.b.invalidate(context.Background(), tc.key)
 
 			second := e.readToken(t, "a").Data["access_token"]
 			if gotFresh := second != first; gotFresh != tc.wantFresh {
-				t.Errorf("after invalidating %q: new token = %v, want %v (grants: %d)", tc.key, gotFresh, tc.wantFresh, srv.count())
+				t.Errorf("after a change to %q: new token = %v, want %v (grants: %d)", tc.key, gotFresh, tc.wantFresh, srv.count())
 			}
 		})
 	}

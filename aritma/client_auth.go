@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -44,10 +43,11 @@ type clientAuth struct {
 	method       string
 	clientID     string
 	clientSecret string
-	// signer and audience are for private_key_jwt; an empty audience means
-	// the URL of the endpoint the assertion is sent to. A key rotation swaps
-	// the signer in place, keeping the role's cached token.
-	signer   atomic.Pointer[assertionSigner]
+	// keys and audience are for private_key_jwt. The audience is the same
+	// at the token and the revocation endpoint: the environment's
+	// assertion_audience, else the token endpoint, which is what servers
+	// check (RFC 7523 section 3).
+	keys     keySchedule
 	audience string
 }
 
@@ -79,17 +79,13 @@ func (a *clientAuth) secret() string {
 	return ""
 }
 
-// assertionParams adds a fresh client assertion for endpoint, for
-// private_key_jwt; other methods add nothing.
-func (a *clientAuth) assertionParams(params url.Values, endpoint string, now time.Time) error {
+// assertionParams adds a fresh client assertion, signed by the key active at
+// now, for private_key_jwt; other methods add nothing.
+func (a *clientAuth) assertionParams(params url.Values, now time.Time) error {
 	if a.method != authPrivateKeyJWT {
 		return nil
 	}
-	audience := a.audience
-	if audience == "" {
-		audience = endpoint
-	}
-	assertion, err := a.signer.Load().assertion(a.clientID, audience, now)
+	assertion, err := a.keys.at(now).assertion(a.clientID, a.audience, now)
 	if err != nil {
 		return fmt.Errorf("signing the client assertion: %w", err)
 	}
@@ -98,11 +94,11 @@ func (a *clientAuth) assertionParams(params url.Values, endpoint string, now tim
 	return nil
 }
 
-// authenticate adds the client's credentials to a form request to endpoint
-// (the revocation endpoint; the token endpoint goes through the oauth2
-// library, which does the same). TLS methods authenticate in the handshake
-// and send only client_id.
-func (a *clientAuth) authenticate(req *http.Request, form url.Values, endpoint string, now time.Time) error {
+// authenticate adds the client's credentials to a form request (to the
+// revocation endpoint; the token endpoint goes through the oauth2 library,
+// which does the same). TLS methods authenticate in the handshake and send
+// only client_id.
+func (a *clientAuth) authenticate(req *http.Request, form url.Values, now time.Time) error {
 	switch a.method {
 	case authClientSecretBasic:
 		// RFC 6749 section 2.3.1: form-encode, then Basic.
@@ -114,7 +110,7 @@ func (a *clientAuth) authenticate(req *http.Request, form url.Values, endpoint s
 		return nil
 	default:
 		form.Set("client_id", a.clientID)
-		return a.assertionParams(form, endpoint, now)
+		return a.assertionParams(form, now)
 	}
 }
 

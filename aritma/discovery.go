@@ -127,6 +127,10 @@ func parseMetadata(raw []byte, issuer, location string, now time.Time) (*serverM
 		if err := validateTokenURL(endpoint); err != nil {
 			return nil, fmt.Errorf("%s: %s %v", location, name, err)
 		}
+		if isPlainHTTP(endpoint) && !isPlainHTTP(issuer) {
+			return nil, fmt.Errorf("%s: %s %s is http; an https issuer's endpoints must be https too "+
+				"(http is allowed only when the issuer itself is a loopback http URL)", location, name, endpoint)
+		}
 	}
 	return md, nil
 }

@@ -79,7 +79,7 @@ func FuzzTokenResponse(f *testing.F) {
 	})
 }
 
-// FuzzJWTExpiry: no panic; an exp read is a positive time.
+// FuzzJWTExpiry: no panic; an exp read is a positive time, an iat read is none or positive.
 func FuzzJWTExpiry(f *testing.F) {
 	f.Add(testJWT(`{"exp":1663592081}`))
 	f.Add(testJWT(`{"exp":1.5e9}`))
@@ -87,9 +87,9 @@ func FuzzJWTExpiry(f *testing.F) {
 	f.Add("..")
 	f.Add(testJWT(`{"exp":"1"}`))
 	f.Fuzz(func(t *testing.T, token string) {
-		exp, err := jwtExpiry(token)
-		if err == nil && exp.Unix() <= 0 {
-			t.Fatalf("exp %s from %q", exp, token)
+		exp, iat, err := jwtTimes(token)
+		if err == nil && (exp.Unix() <= 0 || (!iat.IsZero() && iat.Unix() <= 0)) {
+			t.Fatalf("exp %s, iat %s from %q", exp, iat, token)
 		}
 	})
 }

@@ -82,7 +82,14 @@ func newHTTPClient(env *environmentEntry, cert *tls.Certificate, timeout time.Du
 		if err != nil {
 			return nil, fmt.Errorf("proxy_url %v", stripURL(err))
 		}
-		transport.Proxy = http.ProxyURL(proxy)
+		// Environment writes refuse a proxy for http endpoints; this keeps
+		// one stored before that rule from sending credentials in clear.
+		transport.Proxy = func(req *http.Request) (*url.URL, error) {
+			if req.URL.Scheme != "https" {
+				return nil, fmt.Errorf("refusing to send a %s request through proxy_url: only https goes through a proxy", req.URL.Scheme)
+			}
+			return proxy, nil
+		}
 	}
 	return &http.Client{
 		Transport: transport,
@@ -144,7 +151,7 @@ func (g *grantClient) attempt(ctx context.Context, now func() time.Time) (*acces
 	for k, v := range g.params {
 		params[k] = v
 	}
-	if err := g.auth.assertionParams(params, g.tokenURL, sentAt); err != nil {
+	if err := g.auth.assertionParams(params, sentAt); err != nil {
 		return nil, err
 	}
 	config := &clientcredentials.Config{
@@ -239,7 +246,7 @@ func (g *grantClient) revoke(ctx context.Context, token string, now func() time.
 	if err != nil {
 		return fmt.Errorf("revocation request to %s: %v", g.revocationURL, stripURL(err))
 	}
-	if err := g.auth.authenticate(req, form, g.revocationURL, now()); err != nil {
+	if err := g.auth.authenticate(req, form, now()); err != nil {
 		return err
 	}
 	req.Body = io.NopCloser(strings.NewReader(form.Encode()))
@@ -255,7 +262,8 @@ func (g *grantClient) revoke(ctx context.Context, token string, now func() time.
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode == http.StatusOK {
+	// RFC 7009 answers 200, but any 2xx is success: some servers answer 204.
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
 	var oauthErr struct {
@@ -274,8 +282,9 @@ func (g *grantClient) revoke(ctx context.Context, token string, now func() time.
 
 // parseToken turns the library's token into ours, deciding when it expires:
 // from expires_in (RFC 6749 section 5.1) when the server sends it, else from
-// the exp claim of a JWT access token, else after the environment's assumed
-// lifetime. A token that is already expired is refused.
+// a JWT access token's exp and iat claims (its lifetime, exp - iat, from when
+// the request was sent; exp alone without iat), else after the environment's
+// assumed lifetime. A token that is already expired is refused.
 func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, assumedLifetime time.Duration) (*accessToken, error) {
 	tokenType := tok.TokenType
 	switch {
@@ -325,11 +334,20 @@ func tokenExpiry(tok *oauth2.Token, sentAt time.Time, assumedLifetime time.Durat
 		seconds = min(seconds, float64(1<<31-1))
 		return sentAt.Add(time.Duration(seconds * float64(time.Second))), nil
 	}
-	if exp, err := jwtExpiry(tok.AccessToken); err == nil {
-		if !exp.After(sentAt) {
-			return time.Time{}, fmt.Errorf("the access token's exp claim (%s) is in the past", exp.Format(time.RFC3339))
+	if exp, iat, err := jwtTimes(tok.AccessToken); err == nil {
+		if iat.IsZero() {
+			if !exp.After(sentAt) {
+				return time.Time{}, fmt.Errorf("the access token's exp claim (%s) is in the past", exp.Format(time.RFC3339))
+			}
+			return exp, nil
 		}
-		return exp, nil
+		// The token's own lifetime, counted from when the request was sent,
+		// rather than exp itself: the bank's clock and Vault's need not agree.
+		if !exp.After(iat) {
+			return time.Time{}, fmt.Errorf("the access token's exp claim (%s) is not after its iat claim (%s)",
+				exp.Format(time.RFC3339), iat.Format(time.RFC3339))
+		}
+		return sentAt.Add(exp.Sub(iat)), nil
 	}
 	return sentAt.Add(assumedLifetime), nil
 }

@@ -9,9 +9,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -40,6 +42,20 @@ type signingKey struct {
 	Algorithm string    `json:"algorithm"`
 	PEM       string    `json:"private_key"` // PKCS #8
 	CreatedAt time.Time `json:"created_at"`
+	// ActivatesAt is when the key starts signing; zero (keys written before
+	// rotation was two-phase) means at CreatedAt.
+	ActivatesAt time.Time `json:"activates_at,omitempty"`
+	// Public is the public JWK, kept so that the unauthenticated JWKS path
+	// never parses a private key; empty for keys written before it was kept.
+	Public json.RawMessage `json:"public_jwk,omitempty"`
+}
+
+// activation is when k starts signing.
+func (k *signingKey) activation() time.Time {
+	if k.ActivatesAt.IsZero() {
+		return k.CreatedAt
+	}
+	return k.ActivatesAt
 }
 
 // generateSigningKey makes a new key for alg: RSA 2048 for RS256 and PS256,
@@ -135,11 +151,18 @@ func newSigningKey(priv crypto.Signer, alg string, now time.Time) (*signingKey, 
 	if err != nil {
 		return nil, fmt.Errorf("computing the key's thumbprint: %w", err)
 	}
+	id := base64.RawURLEncoding.EncodeToString(thumb)
+	public, err := json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: id, Algorithm: alg, Use: "sig"})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the public key: %w", err)
+	}
 	return &signingKey{
-		ID:        base64.RawURLEncoding.EncodeToString(thumb),
-		Algorithm: alg,
-		PEM:       string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		CreatedAt: now.UTC(),
+		ID:          id,
+		Algorithm:   alg,
+		PEM:         string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		CreatedAt:   now.UTC(),
+		ActivatesAt: now.UTC(),
+		Public:      public,
 	}, nil
 }
 
@@ -147,13 +170,77 @@ func (k *signingKey) signer() (crypto.Signer, error) {
 	return parsePrivateKeyPEM(k.PEM)
 }
 
-// publicJWK is the key as the bank registers it.
-func (k *signingKey) publicJWK() (jose.JSONWebKey, error) {
+// publicJWK is the key as the bank registers it, as JSON. Keys written
+// before the public half was kept are derived from the private key.
+func (k *signingKey) publicJWK() (json.RawMessage, error) {
+	if len(k.Public) > 0 {
+		return k.Public, nil
+	}
 	priv, err := k.signer()
 	if err != nil {
-		return jose.JSONWebKey{}, err
+		return nil, err
 	}
-	return jose.JSONWebKey{Key: priv.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"}, nil
+	return json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"})
+}
+
+// signingKeyAt is the index of the key that signs at now: of the keys
+// active by then, the one activated last (on a tie, the later in the list);
+// -1 if none is.
+func signingKeyAt(keys []signingKey, now time.Time) int {
+	current := -1
+	for i := range keys {
+		at := keys[i].activation()
+		if !at.After(now) && (current < 0 || !at.Before(keys[current].activation())) {
+			current = i
+		}
+	}
+	return current
+}
+
+// keySchedule is a role's signers in the order they take over: each signs
+// from its activation until the next one's. Rotation is two-phase: a new key
+// is published in the JWKS at once and signs only from its activation, so
+// that the bank has fetched it first.
+type keySchedule []scheduledSigner
+
+type scheduledSigner struct {
+	from   time.Time
+	signer *assertionSigner
+}
+
+// newKeySchedule parses the keys that sign at now or later; keys that have
+// been superseded sign nothing again.
+func newKeySchedule(keys []signingKey, now time.Time) (keySchedule, error) {
+	current := signingKeyAt(keys, now)
+	if current < 0 {
+		return nil, errors.New("no signing key is active yet")
+	}
+	var schedule keySchedule
+	for i := range keys {
+		if i != current && !keys[i].activation().After(keys[current].activation()) {
+			continue
+		}
+		signer, err := newAssertionSigner(&keys[i])
+		if err != nil {
+			return nil, err
+		}
+		schedule = append(schedule, scheduledSigner{from: keys[i].activation(), signer: signer})
+	}
+	slices.SortStableFunc(schedule, func(a, b scheduledSigner) int { return a.from.Compare(b.from) })
+	return schedule, nil
+}
+
+// at is the signer for an assertion made at now: the last one whose
+// activation has come (the first, should the clock step back).
+func (s keySchedule) at(now time.Time) *assertionSigner {
+	current := s[0].signer
+	for _, k := range s[1:] {
+		if k.from.After(now) {
+			break
+		}
+		current = k.signer
+	}
+	return current
 }
 
 // assertionSigner signs RFC 7523 client assertions with one key.

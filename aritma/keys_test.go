@@ -36,9 +36,13 @@ func TestGenerateSigningKey_SignsVerifiableAssertions(t *testing.T) {
 			}
 			a2, _ := signer.assertion("client-1", "https://id.aritma.io/connect/token", now)
 
-			pub, err := key.publicJWK()
+			raw, err := key.publicJWK()
 			if err != nil {
 				t.Fatal(err)
+			}
+			var pub jose.JSONWebKey
+			if err := pub.UnmarshalJSON(raw); err != nil || !pub.IsPublic() || pub.KeyID != key.ID {
+				t.Fatalf("public JWK %s: %v", raw, err)
 			}
 			claims := verifyAssertion(t, a1, pub, alg)
 			if claims.Issuer != "client-1" || claims.Subject != "client-1" {

@@ -217,16 +217,22 @@ func pathEnvironments(b *backend) []*framework.Path {
 					Summary:  "Read an environment.",
 				},
 				logical.CreateOperation: &framework.PathOperation{
-					Callback: b.pathEnvironmentWrite,
-					Summary:  "Create an environment.",
+					Callback:                    b.pathEnvironmentWrite,
+					Summary:                     "Create an environment.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathEnvironmentWrite,
-					Summary:  "Update an environment; fields not given keep their values.",
+					Callback:                    b.pathEnvironmentWrite,
+					Summary:                     "Update an environment; fields not given keep their values.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback: b.pathEnvironmentDelete,
-					Summary:  "Delete an environment, or reset a built-in one to its defaults.",
+					Callback:                    b.pathEnvironmentDelete,
+					Summary:                     "Delete an environment, or reset a built-in one to its defaults.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 			},
 			HelpSynopsis:    pathEnvironmentHelpSynopsis,
@@ -298,36 +304,41 @@ func (b *backend) pathEnvironmentRead(ctx context.Context, req *logical.Request,
 }
 
 func (b *backend) pathEnvironmentWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.writeMu.Lock()
-	defer b.writeMu.Unlock()
-
 	name := d.Get("name").(string)
-	env, err := getEnvironment(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
+	// Discovery is a network call: it runs before writeMu is taken, so that
+	// a slow issuer holds up no other write.
+	env, resp, err := environmentFromRequest(ctx, req.Storage, name, d)
+	if err != nil || resp != nil {
+		return resp, err
 	}
-	if env == nil {
-		env = &environmentEntry{
-			AuthMethod:           authClientSecretPost,
-			AssumedTokenLifetime: defaultAssumedTokenLifetime,
-		}
-	}
-	if resp := applyEnvironmentFields(env, d); resp != nil {
-		return resp, nil
-	}
+	var metadata *serverMetadata
 	if env.Issuer != "" {
 		cfg, err := getConfig(ctx, req.Storage)
 		if err != nil {
 			return nil, err
 		}
-		if env.Metadata, err = b.discoverEnvironment(ctx, env, cfg); err != nil {
+		if metadata, err = b.discoverEnvironment(ctx, env, cfg); err != nil {
 			return logical.ErrorResponse("issuer: %v", err), nil
 		}
+	}
+
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	// Another write may have landed meanwhile: apply this one to what is
+	// stored now, and use the metadata only if it was fetched the same way.
+	discovered := env
+	if env, resp, err = environmentFromRequest(ctx, req.Storage, name, d); err != nil || resp != nil {
+		return resp, err
+	}
+	env.Metadata = nil
+	if env.Issuer != "" {
+		if env.discoveryInputs() != discovered.discoveryInputs() {
+			return logical.ErrorResponse("environment %q changed while its issuer was being read; write it again", name), nil
+		}
+		env.Metadata = metadata
 		if err := env.checkAuthMethod(env.AuthMethod); err != nil {
 			return logical.ErrorResponse("auth_method: %v", err), nil
 		}
-	} else {
-		env.Metadata = nil
 	}
 
 	entry, err := logical.StorageEntryJSON(environmentStoragePrefix+name, env)
@@ -339,6 +350,30 @@ func (b *backend) pathEnvironmentWrite(ctx context.Context, req *logical.Request
 	}
 	b.dropEnvironmentSources(name)
 	return nil, nil
+}
+
+// environmentFromRequest is the stored environment (or a new one) with the
+// fields given in d applied and checked.
+func environmentFromRequest(ctx context.Context, s logical.Storage, name string, d *framework.FieldData) (*environmentEntry, *logical.Response, error) {
+	env, err := getEnvironment(ctx, s, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if env == nil {
+		env = &environmentEntry{
+			AuthMethod:           authClientSecretPost,
+			AssumedTokenLifetime: defaultAssumedTokenLifetime,
+		}
+	}
+	if resp := applyEnvironmentFields(env, d); resp != nil {
+		return nil, resp, nil
+	}
+	return env, nil, nil
+}
+
+// discoveryInputs is what reading the issuer's metadata depends on.
+func (e *environmentEntry) discoveryInputs() [5]string {
+	return [5]string{e.Issuer, e.CACert, e.TLSClient.CertPEM + e.TLSClient.KeyPEM, e.ProxyURL, e.RequestTimeout.String()}
 }
 
 // applyEnvironmentFields sets the fields given in d and checks the result;
@@ -406,6 +441,16 @@ func applyEnvironmentFields(env *environmentEntry, d *framework.FieldData) *logi
 		env.AssumedTokenLifetime = time.Duration(v.(int)) * time.Second
 		if err := validateDuration(env.AssumedTokenLifetime, time.Second, maxAssumedTokenLifetime); err != nil {
 			return logical.ErrorResponse("assumed_token_lifetime %v", err)
+		}
+	}
+	if env.ProxyURL != "" {
+		for _, endpoint := range []struct{ field, url string }{
+			{"token_url", env.TokenURL}, {"issuer", env.Issuer}, {"revocation_url", env.RevocationURL},
+		} {
+			if isPlainHTTP(endpoint.url) {
+				return logical.ErrorResponse("proxy_url cannot be used with an http %s (%s): the proxy would carry the client's "+
+					"credentials in clear; use an https endpoint, or remove proxy_url", endpoint.field, endpoint.url)
+			}
 		}
 	}
 	return nil

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
+
+// kidPattern matches key IDs, base64url thumbprints: they may start with "-"
+// or "_", which GenericNameRegex does not allow.
+const kidPattern = "(?P<kid>[A-Za-z0-9_-]+)"
 
 // jwksPathPattern is also listed as unauthenticated: the JWKS holds only
 // public keys, and banks that take a jwks_uri fetch it themselves.
@@ -39,17 +43,39 @@ func pathRoleKeys(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathRoleKeyRotate,
-					Summary:  "Generate a new signing key in Vault and make it current; older keys stay published.",
+					Callback:                    b.pathRoleKeyRotate,
+					Summary:                     "Generate a new signing key in Vault: published at once, signing after the role's key_activation_delay.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 			},
 			HelpSynopsis:    pathRoleKeyRotateHelpSynopsis,
 			HelpDescription: pathRoleKeysHelpDescription,
 		},
 		{
-			// Key IDs are base64url thumbprints: they may start with "-" or "_",
-			// which GenericNameRegex does not allow.
-			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/(?P<kid>[A-Za-z0-9_-]+)",
+			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/" + kidPattern + "/promote",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationVerb:   "promote",
+				OperationSuffix: "role-key",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": nameField,
+				"kid":  {Type: framework.TypeString, Description: "Key ID (kid) of the key.", Required: true},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathRoleKeyPromote,
+					Summary:                     "Make a published key sign from now on, without waiting for its activation.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    pathRoleKeyPromoteHelpSynopsis,
+			HelpDescription: pathRoleKeysHelpDescription,
+		},
+		{
+			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/" + kidPattern,
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "role-key",
@@ -60,8 +86,10 @@ func pathRoleKeys(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback: b.pathRoleKeyDelete,
-					Summary:  "Remove an old signing key from the role and its JWKS. The current key cannot be removed.",
+					Callback:                    b.pathRoleKeyDelete,
+					Summary:                     "Remove a signing key that is not current from the role and its JWKS.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 			},
 			HelpSynopsis:    pathRoleKeyDeleteHelpSynopsis,
@@ -106,20 +134,49 @@ func (b *backend) pathRoleKeyRotate(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return logical.ErrorResponse("%v", err), nil
 	}
-	signer, err := newAssertionSigner(key)
-	if err != nil {
-		return nil, err
-	}
 	role.addKey(*key)
 	if err := putRole(ctx, req.Storage, name, role); err != nil {
 		return nil, err
 	}
-	b.swapRoleSigner(name, signer)
+	// The role's cached token stays: the settings it was issued under are
+	// the same (grantSettings).
+	b.dropRoleSource(name)
+	added := role.Keys[len(role.Keys)-1]
 	return &logical.Response{Data: map[string]interface{}{
-		"kid":       key.ID,
-		"algorithm": key.Algorithm,
-		"jwks_path": req.MountPoint + roleStoragePrefix + name + "/jwks",
+		"kid":          added.ID,
+		"algorithm":    added.Algorithm,
+		"activates_at": added.activation().Format(time.RFC3339),
+		"jwks_path":    req.MountPoint + roleStoragePrefix + name + "/jwks",
 	}}, nil
+}
+
+func (b *backend) pathRoleKeyPromote(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+
+	name, kid := d.Get("name").(string), d.Get("kid").(string)
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse("role %q does not exist", name), nil
+	}
+	i := slices.IndexFunc(role.Keys, func(k signingKey) bool { return k.ID == kid })
+	if i < 0 {
+		return logical.ErrorResponse("role %q has no key %s; its keys are listed by vault read %s%s%s",
+			name, kid, req.MountPoint, roleStoragePrefix, name), nil
+	}
+	now := b.now()
+	if signingKeyAt(role.Keys, now) == i {
+		return nil, nil // current already
+	}
+	role.Keys[i].ActivatesAt = now.UTC()
+	if err := putRole(ctx, req.Storage, name, role); err != nil {
+		return nil, err
+	}
+	b.dropRoleSource(name)
+	return nil, nil
 }
 
 func (b *backend) pathRoleKeyDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -134,7 +191,7 @@ func (b *backend) pathRoleKeyDelete(ctx context.Context, req *logical.Request, d
 	if role == nil {
 		return logical.ErrorResponse("role %q does not exist", name), nil
 	}
-	if current := role.currentKey(); current != nil && current.ID == kid {
+	if current := signingKeyAt(role.Keys, b.now()); current >= 0 && role.Keys[current].ID == kid {
 		return logical.ErrorResponse("key %s is the role's current signing key; rotate first (vault write -f %s%s%s/keys/rotate)",
 			kid, req.MountPoint, roleStoragePrefix, name), nil
 	}
@@ -143,19 +200,28 @@ func (b *backend) pathRoleKeyDelete(ctx context.Context, req *logical.Request, d
 	if len(role.Keys) == before {
 		return nil, nil // already gone: delete is idempotent
 	}
-	// An old key signs nothing: the role's token source is unaffected.
-	return nil, putRole(ctx, req.Storage, name, role)
+	if err := putRole(ctx, req.Storage, name, role); err != nil {
+		return nil, err
+	}
+	// A deleted pending key must not sign; the token stays.
+	b.dropRoleSource(name)
+	return nil, nil
 }
 
 // pathRoleJWKSRead answers with the bare JWKS document (not Vault's JSON
-// envelope), so that its URL can serve as the client's jwks_uri.
+// envelope), so that its URL can serve as the client's jwks_uri. Anyone may
+// read it: a missing role answers exactly as a role without keys, so that
+// the path does not tell which roles exist, and the keys' public halves are
+// stored, so that no private key is parsed for an unauthenticated request.
 func (b *backend) pathRoleJWKSRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
 	role, err := getRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	set := struct {
+		Keys []json.RawMessage `json:"keys"`
+	}{Keys: []json.RawMessage{}}
 	if role != nil {
 		for i := range role.Keys {
 			jwk, err := role.Keys[i].publicJWK()
@@ -165,16 +231,12 @@ func (b *backend) pathRoleJWKSRead(ctx context.Context, req *logical.Request, d 
 			set.Keys = append(set.Keys, jwk)
 		}
 	}
-	status := http.StatusOK
-	if role == nil {
-		status = http.StatusNotFound
-	}
 	body, err := json.Marshal(set)
 	if err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		logical.HTTPStatusCode:  status,
+		logical.HTTPStatusCode:  http.StatusOK,
 		logical.HTTPContentType: "application/jwk-set+json",
 		logical.HTTPRawBody:     body,
 	}}, nil
@@ -192,6 +254,8 @@ func putRole(ctx context.Context, s logical.Storage, name string, role *roleEntr
 }
 
 const pathRoleKeyRotateHelpSynopsis = `Generate a new private_key_jwt signing key for the role.`
+
+const pathRoleKeyPromoteHelpSynopsis = `Make a published signing key sign from now on.`
 
 const pathRoleKeyDeleteHelpSynopsis = `Remove an old signing key from the role.`
 

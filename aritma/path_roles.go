@@ -26,10 +26,13 @@ type roleEntry struct {
 	// AuthMethod overrides the environment's; empty means the environment's.
 	AuthMethod       string `json:"auth_method,omitempty"`
 	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
-	// Keys sign private_key_jwt assertions; the last one is current, the
-	// others stay published in the JWKS until deleted.
-	Keys      []signingKey  `json:"keys,omitempty"`
-	TLSClient tlsClientCert `json:"tls_client,omitempty"`
+	// Keys sign private_key_jwt assertions, each from its activation on
+	// (signingKeyAt); all stay published in the JWKS until deleted.
+	Keys []signingKey `json:"keys,omitempty"`
+	// KeyActivationDelay is how long a rotated or imported key is published
+	// before it signs.
+	KeyActivationDelay time.Duration `json:"key_activation_delay"`
+	TLSClient          tlsClientCert `json:"tls_client,omitempty"`
 	// TokenPerLease gives every read its own token, revoked with its lease.
 	TokenPerLease bool `json:"token_per_lease,omitempty"`
 }
@@ -42,13 +45,12 @@ func (r *roleEntry) authMethod(env *environmentEntry) string {
 	return env.AuthMethod
 }
 
-// currentKey is the key that signs new assertions, or nil.
-func (r *roleEntry) currentKey() *signingKey {
-	if len(r.Keys) == 0 {
-		return nil
-	}
-	return &r.Keys[len(r.Keys)-1]
-}
+// defaultKeyActivationDelay is longer than banks usually cache a client's
+// JWKS (minutes to hours), so that a rotated key is fetched before it signs.
+const (
+	defaultKeyActivationDelay = 24 * time.Hour
+	maxKeyActivationDelay     = 90 * 24 * time.Hour
+)
 
 // getRole returns the stored role or nil.
 func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
@@ -59,7 +61,8 @@ func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, e
 	if entry == nil {
 		return nil, nil
 	}
-	role := &roleEntry{}
+	// Roles written before key_activation_delay existed get the default.
+	role := &roleEntry{KeyActivationDelay: defaultKeyActivationDelay}
 	if err := entry.DecodeJSON(role); err != nil {
 		return nil, fmt.Errorf("decoding role %q: %w", name, err)
 	}
@@ -181,6 +184,12 @@ func pathRoles(b *backend) []*framework.Path {
 					Description: "Give every read a token of its own instead of the shared cached one, and revoke it at the " +
 						"environment's revocation endpoint (RFC 7009) when its lease is revoked. Costs one grant per read.",
 				},
+				"key_activation_delay": {
+					Type: framework.TypeDurationSecond,
+					Description: "How long a rotated or imported private_key_jwt key is published in the JWKS before it signs, " +
+						"so that the bank has fetched it first; keys/<kid>/promote ends the wait. 0: sign at once. Default 24h, at most 90 days.",
+					Default: int(defaultKeyActivationDelay.Seconds()),
+				},
 				"min_remaining": {
 					Type: framework.TypeDurationSecond,
 					Description: "How much life a cached token must have left to be handed out; a read after that " +
@@ -195,16 +204,22 @@ func pathRoles(b *backend) []*framework.Path {
 					Summary:  "Read a role. The client secret is never returned.",
 				},
 				logical.CreateOperation: &framework.PathOperation{
-					Callback: b.pathRoleWrite,
-					Summary:  "Create a role.",
+					Callback:                    b.pathRoleWrite,
+					Summary:                     "Create a role.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathRoleWrite,
-					Summary:  "Update a role; fields not given keep their values.",
+					Callback:                    b.pathRoleWrite,
+					Summary:                     "Update a role; fields not given keep their values.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback: b.pathRoleDelete,
-					Summary:  "Delete a role and drop its cached token.",
+					Callback:                    b.pathRoleDelete,
+					Summary:                     "Delete a role and drop its cached token.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 			},
 			HelpSynopsis:    pathRoleHelpSynopsis,
@@ -233,30 +248,35 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		return nil, err
 	}
 	data := map[string]interface{}{
-		"environment":        role.Environment,
-		"client_id":          role.ClientID,
-		"client_secret_set":  role.ClientSecret != "",
-		"scopes":             nonNil(role.Scopes),
-		"audience":           role.Audience,
-		"resource":           nonNil(role.Resources),
-		"token_params":       nonNilMap(role.TokenParams),
-		"min_remaining":      int64(role.MinRemaining.Seconds()),
-		"auth_method":        role.AuthMethod,
-		"token_per_lease":    role.TokenPerLease,
-		"tls_client_cert":    role.TLSClient.CertPEM,
-		"tls_client_key_set": role.TLSClient.KeyPEM != "",
+		"environment":          role.Environment,
+		"client_id":            role.ClientID,
+		"client_secret_set":    role.ClientSecret != "",
+		"scopes":               nonNil(role.Scopes),
+		"audience":             role.Audience,
+		"resource":             nonNil(role.Resources),
+		"token_params":         nonNilMap(role.TokenParams),
+		"min_remaining":        int64(role.MinRemaining.Seconds()),
+		"auth_method":          role.AuthMethod,
+		"token_per_lease":      role.TokenPerLease,
+		"tls_client_cert":      role.TLSClient.CertPEM,
+		"tls_client_key_set":   role.TLSClient.KeyPEM != "",
+		"key_activation_delay": int64(role.KeyActivationDelay.Seconds()),
 	}
 	if role.TLSClient.isSet() {
 		data["tls_client_cert_expires_at"] = certExpiry(role.TLSClient.CertPEM)
 	}
 	if len(role.Keys) > 0 {
 		keys := make([]map[string]interface{}, len(role.Keys))
+		now := b.now()
+		current := signingKeyAt(role.Keys, now)
 		for i, k := range role.Keys {
 			keys[i] = map[string]interface{}{
-				"kid":        k.ID,
-				"algorithm":  k.Algorithm,
-				"created_at": k.CreatedAt.Format(time.RFC3339),
-				"current":    i == len(role.Keys)-1,
+				"kid":          k.ID,
+				"algorithm":    k.Algorithm,
+				"created_at":   k.CreatedAt.Format(time.RFC3339),
+				"activates_at": k.activation().Format(time.RFC3339),
+				"current":      i == current,
+				"state":        keyState(role.Keys, i, current, now),
 			}
 		}
 		data["keys"] = keys
@@ -281,8 +301,9 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 			return nil, err
 		}
 		role = &roleEntry{
-			Environment:  cfg.DefaultEnvironment,
-			MinRemaining: cfg.DefaultMinRemaining,
+			Environment:        cfg.DefaultEnvironment,
+			MinRemaining:       cfg.DefaultMinRemaining,
+			KeyActivationDelay: defaultKeyActivationDelay,
 		}
 	}
 
@@ -327,6 +348,12 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	if usesTLSClientCert(method) && !role.TLSClient.isSet() && !env.TLSClient.isSet() {
 		return logical.ErrorResponse("%s needs tls_client_cert and tls_client_key, on the role or on environment %q", method, role.Environment), nil
+	}
+	if v, ok := d.GetOk("key_activation_delay"); ok {
+		role.KeyActivationDelay = time.Duration(v.(int)) * time.Second
+		if err := validateDuration(role.KeyActivationDelay, 0, maxKeyActivationDelay); err != nil {
+			return logical.ErrorResponse("key_activation_delay %v", err), nil
+		}
 	}
 	if resp := b.applyRoleKeys(role, method, d); resp != nil {
 		return resp, nil
@@ -376,7 +403,8 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 }
 
 // applyRoleKeys imports a private key given in d, or, for a private_key_jwt
-// role without keys, generates one.
+// role without keys, generates one. A role's first key signs at once; a key
+// imported into a role that has one is published first (addKey).
 func (b *backend) applyRoleKeys(role *roleEntry, method string, d *framework.FieldData) *logical.Response {
 	if v, ok := d.GetOk("signing_algorithm"); ok {
 		role.SigningAlgorithm = v.(string)
@@ -406,10 +434,28 @@ func (b *backend) applyRoleKeys(role *roleEntry, method string, d *framework.Fie
 	return nil
 }
 
-// addKey makes key current; an already known key moves to the end.
+// addKey adds key to the role's keys (an already known key moves to the
+// end). It signs at once if no key signs yet, and otherwise after the
+// role's key_activation_delay: the second phase of a rotation.
 func (r *roleEntry) addKey(key signingKey) {
 	r.Keys = slices.DeleteFunc(r.Keys, func(k signingKey) bool { return k.ID == key.ID })
+	if signingKeyAt(r.Keys, key.CreatedAt) >= 0 {
+		key.ActivatesAt = key.CreatedAt.Add(r.KeyActivationDelay)
+	}
 	r.Keys = append(r.Keys, key)
+}
+
+// keyState describes key i for reads: current (signing now), pending (to
+// sign from its activation) or previous (published, signing nothing).
+func keyState(keys []signingKey, i, current int, now time.Time) string {
+	switch {
+	case i == current:
+		return "current"
+	case keys[i].activation().After(now):
+		return "pending"
+	default:
+		return "previous"
+	}
 }
 
 func (r *roleEntry) signingAlgorithm() string {
@@ -463,8 +509,9 @@ see the client secret.
       client_id=my-client client_secret=s3cret scopes=bankservice
 
 client_secret is write-only: reads show client_secret_set=true. Updates
-change only the fields given. Any change, and deleting the role, drops the
-role's cached token, so the next read uses the new settings.
+change only the fields given. A change to anything a token request depends
+on, and deleting the role, drops the role's cached token, so the next read
+uses the new settings; a change to its signing keys alone keeps it.
 
 min_remaining is how much life a cached token must have left to be handed
 out; it is never less than a fifth of the token's lifetime plus a second (so that Vault

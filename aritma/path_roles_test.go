@@ -19,18 +19,19 @@ func TestRoles_CreateReadListDelete(t *testing.T) {
 
 	resp := e.do(t, logical.ReadOperation, "roles/payments", nil)
 	want := map[string]interface{}{
-		"environment":        "development",
-		"client_id":          "my-client",
-		"client_secret_set":  true,
-		"scopes":             []string{"bankservice"},
-		"audience":           "",
-		"resource":           []string{},
-		"token_params":       map[string]string{},
-		"min_remaining":      int64(60),
-		"auth_method":        "",
-		"token_per_lease":    false,
-		"tls_client_cert":    "",
-		"tls_client_key_set": false,
+		"environment":          "development",
+		"client_id":            "my-client",
+		"client_secret_set":    true,
+		"scopes":               []string{"bankservice"},
+		"audience":             "",
+		"resource":             []string{},
+		"token_params":         map[string]string{},
+		"min_remaining":        int64(60),
+		"auth_method":          "",
+		"token_per_lease":      false,
+		"tls_client_cert":      "",
+		"tls_client_key_set":   false,
+		"key_activation_delay": int64(86400),
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Errorf("read = %#v\nwant %#v", resp.Data, want)

@@ -1,9 +1,9 @@
 package aritma
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -47,6 +47,9 @@ func pathToken(b *backend) *framework.Path {
 }
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if b.onPerformanceStandby() {
+		return nil, logical.ErrReadOnly
+	}
 	// The name is the path's capture, a string the framework has checked
 	// already; d.Get would parse it again.
 	name, _ := d.Raw["name"].(string)
@@ -68,20 +71,11 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	}
 	tok := out.token
 
-	// A new token's lease is exactly its expires_in; a cached one's is what
-	// it has left, rounded down, so the lease never outlives the token.
-	// Vault shortens it further to the mount's max_lease_ttl.
-	ttl := tok.expiresAt.Sub(b.now())
-	if out.fresh {
-		ttl = tok.lifetime()
-	}
-	ttl = ttl.Truncate(time.Second)
-
 	// The response is built as framework.Secret.Response would, but from
 	// maps made once per token and per role: this is the hot path.
 	return &logical.Response{
 		Secret: &logical.Secret{
-			LeaseOptions: logical.LeaseOptions{TTL: ttl, MaxTTL: ttl, Renewable: false},
+			LeaseOptions: logical.LeaseOptions{TTL: out.ttl, MaxTTL: out.ttl, Renewable: false},
 			InternalData: src.leaseInternalData(tok),
 		},
 		Data:     tok.data,
@@ -121,6 +115,7 @@ func (b *backend) tokenSource(ctx context.Context, s logical.Storage, name strin
 		return nil, nil, err
 	}
 	if role == nil {
+		b.forgetRetiredSource(name)
 		return nil, logical.ErrorResponse("role %q does not exist", name), nil
 	}
 	env, err := getEnvironment(ctx, s, role.Environment)
@@ -136,47 +131,45 @@ func (b *backend) tokenSource(ctx context.Context, s logical.Storage, name strin
 		return nil, nil, err
 	}
 
-	src, err = newTokenSource(name, role, env, cfg, b.cachedHTTPClient(role.Environment))
+	src, err = b.newTokenSource(name, role, env, cfg)
 	if err != nil {
 		return nil, logical.ErrorResponse("role %q: %v", name, err), nil
 	}
-	src.now = b.now
-	src.logger = b.Logger()
-	src.grant.retryBase = b.retryBase
 	return b.storeSource(name, src, generation), nil, nil
 }
 
-// newTokenSource builds a role's token source. envClient is the
-// environment's cached HTTP client, if there is one; a role with a client
-// certificate of its own gets a client of its own.
-func newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *configEntry, envClient *http.Client) (*tokenSource, error) {
+// newTokenSource builds a role's token source with the backend's clock,
+// logger and retry settings. Roles of one environment share its cached HTTP
+// client; a role with a client certificate of its own gets a client of its
+// own.
+func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *configEntry) (*tokenSource, error) {
+	now := b.now()
 	method := role.authMethod(env)
 	if err := env.checkAuthMethod(method); err != nil {
 		return nil, err
 	}
+	tokenURL := env.tokenEndpoint(method)
 	auth := &clientAuth{
 		method:       method,
 		clientID:     role.ClientID,
 		clientSecret: role.ClientSecret,
-		audience:     env.AssertionAudience,
+		audience:     cmp.Or(env.AssertionAudience, tokenURL),
 	}
 	if method == authPrivateKeyJWT {
-		key := role.currentKey()
-		if key == nil {
+		if len(role.Keys) == 0 {
 			return nil, fmt.Errorf("private_key_jwt needs a key: vault write -f <mount>/roles/%s/keys/rotate", name)
 		}
-		signer, err := newAssertionSigner(key)
-		if err != nil {
+		var err error
+		if auth.keys, err = newKeySchedule(role.Keys, now); err != nil {
 			return nil, err
 		}
-		auth.signer.Store(signer)
 	}
 
 	timeout := env.RequestTimeout
 	if timeout == 0 {
 		timeout = cfg.RequestTimeout
 	}
-	httpClient, shared := envClient, true
+	httpClient, shared := b.cachedHTTPClient(role.Environment), true
 	if role.TLSClient.isSet() || httpClient == nil {
 		certs := env.TLSClient
 		shared = !role.TLSClient.isSet()
@@ -210,7 +203,7 @@ func newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *co
 		},
 		environment: role.Environment,
 		grant: &grantClient{
-			tokenURL:        env.tokenEndpoint(method),
+			tokenURL:        tokenURL,
 			revocationURL:   env.revocationEndpoint(method),
 			auth:            auth,
 			scopes:          role.Scopes,
@@ -218,10 +211,14 @@ func newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *co
 			httpClient:      httpClient,
 			timeout:         timeout,
 			assumedLifetime: env.AssumedTokenLifetime,
+			retryBase:       b.retryBase,
 		},
 		sharedHTTPClient: shared,
 		minRemaining:     role.MinRemaining,
 		perLease:         role.TokenPerLease,
+		settings:         grantSettings(role, env, cfg),
+		now:              b.now,
+		logger:           b.Logger(),
 	}, nil
 }
 

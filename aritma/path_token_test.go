@@ -173,7 +173,7 @@ func TestTokenRead_MinRemainingOnRead(t *testing.T) {
 	if err == nil {
 		t.Fatalf("min_remaining=2h with 1h tokens succeeded: %v", resp.Data)
 	}
-	if want := "the authorization server issues tokens that live 1h0m0s, less than the 2h0m0s asked for with min_remaining"; err.Error() != want {
+	if want := `role "r": the authorization server issues tokens that live 1h0m0s, less than the 2h0m0s asked for with min_remaining`; err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
 	for _, bad := range []string{"-5s", "soon", "25h"} {

@@ -1,10 +1,10 @@
 package aritma
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -12,30 +12,51 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
+// connectProxy is a forward proxy for https: it tunnels CONNECT requests
+// with a Proxy-Authorization header, and refuses anything else (a plain
+// http request would travel through it in clear).
+func connectProxy(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var tunnels atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect || r.Header.Get("Proxy-Authorization") == "" {
+			http.Error(w, "CONNECT with credentials only", http.StatusBadRequest)
+			return
+		}
+		upstream, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		tunnels.Add(1)
+		w.WriteHeader(http.StatusOK)
+		client, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			upstream.Close()
+			return
+		}
+		go func() { _, _ = io.Copy(upstream, client); upstream.Close() }()
+		go func() { _, _ = io.Copy(client, upstream); client.Close() }()
+	}))
+	t.Cleanup(proxy.Close)
+	return proxy, &tunnels
+}
+
 // An environment's proxy_url carries its token requests; reads hide the
 // proxy's password.
 func TestProxyURL_CarriesTokenRequests(t *testing.T) {
 	e := newTestEnv(t)
-	srv := newFakeAuthServer(t)
-	var proxied atomic.Int32
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A forward proxy gets absolute-form request targets.
-		if !r.URL.IsAbs() || r.Header.Get("Proxy-Authorization") == "" {
-			http.Error(w, "not a proxy request", http.StatusBadRequest)
-			return
-		}
-		proxied.Add(1)
-		target, _ := url.Parse(r.URL.Scheme + "://" + r.URL.Host)
-		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
+	srv := newFakeTLSAuthServer(t)
+	proxy, tunnels := connectProxy(t)
 	proxyURL := "http://user:pr0xy-pass@" + proxy.Listener.Addr().String()
 
-	e.mustWrite(t, "environments/fake", map[string]interface{}{"token_url": srv.tokenURL(), "proxy_url": proxyURL})
+	e.mustWrite(t, "environments/fake", map[string]interface{}{
+		"token_url": srv.tokenURL(), "ca_cert": serverCAPEM(srv.Server), "proxy_url": proxyURL,
+	})
 	e.mustWrite(t, "roles/r", map[string]interface{}{"environment": "fake", "client_id": "c", "client_secret": "s"})
 	e.readToken(t, "r")
-	if proxied.Load() != 1 || srv.count() != 1 {
-		t.Errorf("proxied %d requests, server saw %d; want 1 each", proxied.Load(), srv.count())
+	if tunnels.Load() != 1 || srv.count() != 1 {
+		t.Errorf("proxied %d connections, server saw %d requests; want 1 each", tunnels.Load(), srv.count())
 	}
 	if got := e.do(t, logical.ReadOperation, "environments/fake", nil).Data["proxy_url"]; got != "http://user:xxxxx@"+proxy.Listener.Addr().String() {
 		t.Errorf("proxy_url reads as %v, want the password hidden", got)

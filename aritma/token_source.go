@@ -2,6 +2,8 @@ package aritma
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -27,12 +29,45 @@ type tokenSource struct {
 	minRemaining     time.Duration
 	// perLease roles get a new token for every read and never cache one.
 	perLease bool
+	// settings digests what the source's grants depend on; a source rebuilt
+	// with the same settings takes over this one's token (adopt).
+	settings [sha256.Size]byte
 	now      func() time.Time
 	logger   hclog.Logger
 
 	flight  singleflight.Group
 	current atomic.Pointer[accessToken]
 	pause   grantPause
+	// deliverableNanos is what learn records (a time.Duration).
+	deliverableNanos atomic.Int64
+}
+
+// grantSettings digests everything a role's grants depend on: the role
+// without its signing keys, its environment and the config. A change to the
+// keys alone (a rotation, an import) leaves it as it was, since a new key
+// does not make issued tokens any less valid.
+func grantSettings(role *roleEntry, env *environmentEntry, cfg *configEntry) [sha256.Size]byte {
+	r := *role
+	r.Keys, r.KeyActivationDelay = nil, 0
+	raw, _ := json.Marshal(struct {
+		Role        roleEntry
+		Environment *environmentEntry
+		Config      *configEntry
+	}{r, env, cfg})
+	return sha256.Sum256(raw)
+}
+
+// adopt takes over a replaced source's token and what it learned of the
+// server, when both were built from the same settings. The pause is not
+// taken over: whatever changed may be what the failures needed.
+func (s *tokenSource) adopt(old *tokenSource) {
+	if old.settings != s.settings || old.perLease {
+		return
+	}
+	if t := old.current.Load(); t != nil {
+		s.current.Store(t)
+	}
+	s.deliverableNanos.Store(old.deliverableNanos.Load())
 }
 
 // grantPause keeps a failing authorization server from being hammered: after
@@ -91,40 +126,48 @@ func reuseThreshold(lifetime, minRemaining time.Duration) time.Duration {
 	return min(max(minRemaining, lifetime/5+time.Second), lifetime/2)
 }
 
-// usable reports whether t may be handed out at now to a reader that wants at
-// least want of life left.
-func (t *accessToken) usable(now time.Time, minRemaining, want time.Duration) bool {
-	left := t.expiresAt.Sub(now)
-	return left > reuseThreshold(t.lifetime(), minRemaining) && left >= want && left >= time.Second
+// reusable reports whether a cached token may serve another reader at now.
+func (t *accessToken) reusable(now time.Time, minRemaining time.Duration) bool {
+	return t.expiresAt.Sub(now) > reuseThreshold(t.lifetime(), minRemaining)
 }
 
-// handout is what a read gets: a token, whether it was issued for this read
-// (or the flight this read joined), and warnings for the reader.
+// leaseFor is the lease t goes out with at now: what it has left, rounded
+// down to whole seconds, so that the lease never outlives the token. ok is
+// false when that is less than a second (Vault would read a zero TTL as the
+// mount's default, weeks) or less than the reader's want. The check and the
+// lease come from one reading of the clock: read twice, a token that passed
+// the check could still leave with a lease of 0.
+func leaseFor(t *accessToken, now time.Time, want time.Duration) (ttl time.Duration, ok bool) {
+	ttl = t.expiresAt.Sub(now).Truncate(time.Second)
+	return ttl, ttl >= max(want, time.Second)
+}
+
+// handout is what a read gets: a token, its lease, whether the token was
+// issued for this read (or the flight this read joined), and warnings for
+// the reader.
 type handout struct {
 	token    *accessToken
+	ttl      time.Duration
 	fresh    bool
 	warnings []string
 }
 
 // token returns a token with at least want of life left (and the reuse rule
-// above), and whether it was issued just now. Readers of one role share one
-// grant; readers of other roles never wait on it.
+// above), with its lease. Readers of one role share one grant; readers of
+// other roles never wait on it.
 func (s *tokenSource) token(ctx context.Context, want time.Duration) (handout, error) {
+	if err := s.checkWant(want); err != nil {
+		return handout{}, err
+	}
 	if s.perLease {
-		t, err := s.fetch(ctx)
-		if err != nil {
-			return handout{}, err
-		}
-		if t.lifetime() < want {
-			return handout{}, tooShortLived(t, want)
-		}
-		s.logger.Debug("per-lease token issued", "role", s.role, "environment", s.environment,
-			"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
-		return handout{token: t, fresh: true}, nil
+		return s.perLeaseToken(ctx, want)
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
-			return handout{token: t}, nil
+		now := s.now()
+		if t := s.current.Load(); t != nil && t.reusable(now, s.minRemaining) {
+			if ttl, ok := leaseFor(t, now, want); ok {
+				return handout{token: t, ttl: ttl}, nil
+			}
 		}
 		// The grant runs without the reader's cancellation: other readers
 		// share it, and its result is worth caching even if this reader left.
@@ -140,13 +183,12 @@ func (s *tokenSource) token(ctx context.Context, want time.Duration) (handout, e
 		if res.Err != nil {
 			return s.fallback(want, res.Err)
 		}
-		got := res.Val.(handout)
-		left := got.token.expiresAt.Sub(s.now())
-		if left >= want && left >= time.Second {
-			return got, nil
+		got := res.Val.(flightResult)
+		if ttl, ok := leaseFor(got.token, s.now(), want); ok {
+			return handout{token: got.token, ttl: ttl, fresh: got.fresh}, nil
 		}
 		if got.fresh {
-			return handout{}, tooShortLived(got.token, want)
+			return handout{}, s.tooShortLived(want)
 		}
 		// The flight served a cached token to a reader that wanted less;
 		// go round once more for our own grant.
@@ -154,56 +196,134 @@ func (s *tokenSource) token(ctx context.Context, want time.Duration) (handout, e
 	return handout{}, fmt.Errorf("no token for role %q after two attempts", s.role)
 }
 
-// tooShortLived answers a reader whose min_remaining no new token can meet.
-func tooShortLived(t *accessToken, want time.Duration) error {
-	return upstreamError(fmt.Sprintf(
-		"the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
-		t.lifetime().Round(time.Second), want))
+// flightResult is what the shared grant gives its readers.
+type flightResult struct {
+	token *accessToken
+	fresh bool
 }
 
-// refresh runs inside the shared flight. It checks the cache again first: a
-// flight that ended after this reader's own check may have stored a good token.
-func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (handout, error) {
-	if t := s.current.Load(); t != nil && t.usable(s.now(), s.minRemaining, want) {
-		return handout{token: t}, nil
-	}
+// perLeaseToken runs a grant for this read alone. A token that is not handed
+// out (too short-lived for the reader, or the reader went away) is revoked:
+// nobody else would ever revoke it.
+func (s *tokenSource) perLeaseToken(ctx context.Context, want time.Duration) (handout, error) {
 	t, err := s.fetch(ctx)
 	if err != nil {
 		return handout{}, err
 	}
+	if ctx.Err() != nil {
+		s.discard(ctx, t, "the reader went away")
+		return handout{}, ctx.Err()
+	}
+	ttl, ok := leaseFor(t, s.now(), want)
+	if !ok {
+		s.discard(ctx, t, "too short-lived for the reader")
+		return handout{}, s.tooShortLived(want)
+	}
+	s.logger.Debug("per-lease token issued", "role", s.role, "environment", s.environment,
+		"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
+	return handout{token: t, ttl: ttl, fresh: true}, nil
+}
+
+// discard revokes a per-lease token that no lease carries.
+func (s *tokenSource) discard(ctx context.Context, t *accessToken, why string) {
+	if s.grant.revocationURL == "" {
+		s.logger.Warn("per-lease token not handed out and not revoked: the environment has no revocation endpoint; it expires on its own",
+			"role", s.role, "environment", s.environment, "reason", why, "expires_at", t.expiresAt.UTC().Format(time.RFC3339))
+		return
+	}
+	if err := s.grant.revoke(context.WithoutCancel(ctx), t.value, s.now); err != nil {
+		s.logger.Warn("per-lease token not handed out, and its revocation failed; it expires on its own",
+			"role", s.role, "environment", s.environment, "reason", why, "error", err.Error())
+		return
+	}
+	s.logger.Debug("per-lease token not handed out; revoked", "role", s.role, "environment", s.environment, "reason", why)
+}
+
+// checkWant refuses, before any grant, a reader's min_remaining that the
+// role's tokens cannot meet: a grant for it would succeed, go unused and be
+// repeated on every read, each one spending the bank's grants.
+func (s *tokenSource) checkWant(want time.Duration) error {
+	if d := s.deliverable(); want > 0 && d > 0 && want > d {
+		return s.tooShortLived(want)
+	}
+	return nil
+}
+
+// deliverable is how much life the role's last new token had left when it
+// arrived, which is the most a reader can ever be handed; 0 until the role
+// has had a token.
+func (s *tokenSource) deliverable() time.Duration {
+	return time.Duration(s.deliverableNanos.Load())
+}
+
+// learn records what a new token could deliver; a role change (a new
+// source) forgets it, and each new token replaces it, so a server that
+// starts issuing longer-lived tokens is believed at once.
+func (s *tokenSource) learn(t *accessToken, receivedAt time.Time) {
+	s.deliverableNanos.Store(int64(t.expiresAt.Sub(receivedAt)))
+}
+
+// tooShortLived answers a reader whose min_remaining no token of the role
+// can meet: 400, the reader's request, which no retry would change.
+func (s *tokenSource) tooShortLived(want time.Duration) error {
+	if want < time.Second {
+		return upstreamError(fmt.Sprintf("role %q: the authorization server's token arrived with less than a second left", s.role))
+	}
+	return refusalError(fmt.Sprintf(
+		"role %q: the authorization server issues tokens that live %s, less than the %s asked for with min_remaining",
+		s.role, s.deliverable().Round(time.Second), want))
+}
+
+// refresh runs inside the shared flight. It checks the cache again first: a
+// flight that ended after this reader's own check may have stored a good token.
+func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightResult, error) {
+	now := s.now()
+	if t := s.current.Load(); t != nil && t.reusable(now, s.minRemaining) {
+		if _, ok := leaseFor(t, now, want); ok {
+			return flightResult{token: t}, nil
+		}
+	}
+	t, err := s.fetch(ctx)
+	if err != nil {
+		return flightResult{}, err
+	}
 	s.current.Store(t)
 	s.logger.Debug("token issued", "role", s.role, "environment", s.environment,
 		"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
-	return handout{token: t, fresh: true}, nil
+	return flightResult{token: t, fresh: true}, nil
 }
 
-// fetch runs a grant unless the role is paused after failures.
+// fetch runs a grant unless the role is paused after failures, and learns
+// what the new token delivers.
 func (s *tokenSource) fetch(ctx context.Context) (*accessToken, error) {
 	if err := s.pause.check(s.now()); err != nil {
 		return nil, err
 	}
 	t, err := s.grant.fetch(ctx, s.now)
+	receivedAt := s.now()
 	if ctx.Err() == nil {
 		// A per-lease reader that went away is no failure of the server.
-		s.pause.record(s.now(), err)
+		s.pause.record(receivedAt, err)
 	}
 	if err != nil {
 		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
+		return nil, err
 	}
-	return t, err
+	s.learn(t, receivedAt)
+	return t, nil
 }
 
 // fallback answers a failed grant: with the cached token if it still meets
-// the role's min_remaining and the reader's want (and a warning saying so),
-// otherwise with the error.
+// the role's min_remaining (at most half its lifetime) and the reader's want
+// (and a warning saying so), otherwise with the error.
 func (s *tokenSource) fallback(want time.Duration, grantErr error) (handout, error) {
 	if t := s.current.Load(); t != nil {
-		left := t.expiresAt.Sub(s.now())
-		need := max(min(s.minRemaining, t.lifetime()/2), want, time.Second)
-		if left >= need {
+		now := s.now()
+		ttl, ok := leaseFor(t, now, want)
+		if ok && t.expiresAt.Sub(now) >= min(s.minRemaining, t.lifetime()/2) {
 			warning := fmt.Sprintf("a new token could not be fetched (%s); this cached token expires at %s",
 				grantErr.Error(), t.expiresAt.UTC().Format(time.RFC3339))
-			return handout{token: t, warnings: []string{warning}}, nil
+			return handout{token: t, ttl: ttl, warnings: []string{warning}}, nil
 		}
 	}
 	return handout{}, grantErr

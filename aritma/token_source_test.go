@@ -27,7 +27,9 @@ func TestReuseThreshold(t *testing.T) {
 	}
 }
 
-func TestAccessTokenUsable(t *testing.T) {
+// A cached token serves a reader when it is reusable and its lease meets the
+// reader's want.
+func TestAccessTokenReusableWithLease(t *testing.T) {
 	issued := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)
 	tok := &accessToken{issuedAt: issued, expiresAt: issued.Add(time.Hour)}
 	for name, tc := range map[string]struct {
@@ -43,8 +45,38 @@ func TestAccessTokenUsable(t *testing.T) {
 		"role min_remaining above 1/5": {elapsed: 40 * time.Minute, minRemaining: 25 * time.Minute, usable: false},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := tok.usable(issued.Add(tc.elapsed), tc.minRemaining, tc.want); got != tc.usable {
+			now := issued.Add(tc.elapsed)
+			_, leaseOK := leaseFor(tok, now, tc.want)
+			if got := tok.reusable(now, tc.minRemaining) && leaseOK; got != tc.usable {
 				t.Errorf("usable after %s (min_remaining %s, want %s) = %v, want %v", tc.elapsed, tc.minRemaining, tc.want, got, tc.usable)
+			}
+		})
+	}
+}
+
+// A lease is what the token has left at one instant, rounded down, and never
+// under a second or under what the reader wants.
+func TestLeaseFor(t *testing.T) {
+	issued := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)
+	tok := &accessToken{issuedAt: issued, expiresAt: issued.Add(time.Hour)}
+	for name, tc := range map[string]struct {
+		left, want time.Duration
+		ttl        time.Duration
+		ok         bool
+	}{
+		"whole hour":              {left: time.Hour, ttl: time.Hour, ok: true},
+		"rounded down":            {left: 10*time.Second + 999*time.Millisecond, ttl: 10 * time.Second, ok: true},
+		"exactly a second":        {left: time.Second, ttl: time.Second, ok: true},
+		"just under a second":     {left: time.Second - time.Nanosecond, ttl: 0, ok: false},
+		"1.2s left is a 1s lease": {left: 1200 * time.Millisecond, ttl: time.Second, ok: true},
+		"expired":                 {left: -time.Second, ttl: -time.Second, ok: false},
+		"meets want":              {left: 20*time.Minute + 500*time.Millisecond, want: 20 * time.Minute, ttl: 20 * time.Minute, ok: true},
+		"short of want":           {left: 20*time.Minute - time.Millisecond, want: 20 * time.Minute, ttl: 19*time.Minute + 59*time.Second, ok: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ttl, ok := leaseFor(tok, tok.expiresAt.Add(-tc.left), tc.want)
+			if ttl != tc.ttl || ok != tc.ok {
+				t.Errorf("leaseFor with %s left, want %s = %s, %v; want %s, %v", tc.left, tc.want, ttl, ok, tc.ttl, tc.ok)
 			}
 		})
 	}

@@ -48,6 +48,14 @@ func validateTokenURL(raw string) error {
 	}
 }
 
+// isPlainHTTP reports whether raw is an http (not https) URL. Such
+// endpoints pass validateTokenURL only on loopback addresses, and never go
+// through a proxy (newHTTPClient) or come from a remote issuer's metadata.
+func isPlainHTTP(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && strings.EqualFold(u.Scheme, "http")
+}
+
 // stripURL drops the URL from a *url.Error so messages do not repeat it.
 func stripURL(err error) error {
 	var uerr *url.Error
