@@ -143,3 +143,26 @@ func TestDiscovery_NoMetadataAnywhere(t *testing.T) {
 		t.Errorf("error = %v", respError(resp))
 	}
 }
+
+// Item 8: an https issuer's metadata cannot send the client's credentials
+// over plain http, not even to a loopback address; a loopback http issuer
+// (a local server in development) may name http endpoints.
+func TestDiscovery_HTTPEndpointsOnlyFromALoopbackHTTPIssuer(t *testing.T) {
+	e := newTestEnv(t)
+	var secure *httptest.Server
+	secure = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]interface{}{
+			"issuer": secure.URL, "token_endpoint": "http://127.0.0.1:9/token", "revocation_endpoint": secure.URL + "/revoke",
+		})
+	}))
+	t.Cleanup(secure.Close)
+	resp := e.write(t, "environments/bank", map[string]interface{}{"issuer": secure.URL, "ca_cert": serverCAPEM(secure)})
+	if resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), "token_endpoint http://127.0.0.1:9/token is http; an https issuer's endpoints must be https too") {
+		t.Errorf("https issuer naming an http endpoint: %v", respError(resp))
+	}
+
+	local := metadataServer(t, "/.well-known/openid-configuration", func(base string) map[string]interface{} {
+		return map[string]interface{}{"issuer": base, "token_endpoint": base + "/token"}
+	})
+	e.mustWrite(t, "environments/local", map[string]interface{}{"issuer": local.URL})
+}

@@ -158,7 +158,7 @@ func FuzzDurationFields(f *testing.F) {
 	for _, seed := range []string{"60", "1m", "-5s", "25h", "1h30m", "soon", "9999999999999", "0", "1e3"} {
 		f.Add(seed)
 	}
-	e := newTestEnv(&testing.T{})
+	e := newTestEnv(f) // testing.F is a testing.TB: a setup failure fails the fuzz target
 	f.Fuzz(func(t *testing.T, value string) {
 		resp, err := e.request(logical.UpdateOperation, "config", map[string]interface{}{
 			"default_min_remaining": value, "request_timeout": value,

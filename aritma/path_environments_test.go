@@ -1,9 +1,11 @@
 package aritma
 
 import (
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -149,5 +151,49 @@ func TestEnvironments_ChangeDropsItsRolesTokens(t *testing.T) {
 	}
 	if auth := srv.request(srv.count() - 1).Authorization; !strings.HasPrefix(auth, "Basic ") {
 		t.Errorf("the new grant did not use the new auth method: Authorization=%q", auth)
+	}
+}
+
+// Item 8: http endpoints are allowed for loopback addresses only, and a
+// proxy_url would carry their requests, client secret included, in clear
+// to another host: a proxy is refused for every http endpoint.
+func TestEnvironments_PlainHTTPNeverThroughAProxy(t *testing.T) {
+	for name, tc := range map[string]struct {
+		data    map[string]interface{}
+		wantErr string
+	}{
+		"http token_url": {
+			data:    map[string]interface{}{"token_url": "http://127.0.0.1:8080/connect/token", "proxy_url": "http://proxy.internal:3128"},
+			wantErr: "proxy_url cannot be used with an http token_url (http://127.0.0.1:8080/connect/token)",
+		},
+		"http issuer": {
+			data:    map[string]interface{}{"issuer": "http://localhost:8080", "proxy_url": "http://proxy.internal:3128"},
+			wantErr: "proxy_url cannot be used with an http issuer (http://localhost:8080)",
+		},
+		"http revocation_url": {
+			data: map[string]interface{}{"token_url": "https://bank.example/token", "revocation_url": "http://[::1]:8080/revoke",
+				"proxy_url": "socks5://proxy.internal:1080"},
+			wantErr: "proxy_url cannot be used with an http revocation_url (http://[::1]:8080/revoke)",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
+			resp := e.write(t, "environments/bank", tc.data)
+			if resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tc.wantErr) {
+				t.Fatalf("error = %v, want %q", respError(resp), tc.wantErr)
+			}
+		})
+	}
+	// https endpoints go through the proxy.
+	e := newTestEnv(t)
+	e.mustWrite(t, "environments/bank", map[string]interface{}{"token_url": "https://bank.example/token", "proxy_url": "http://proxy.internal:3128"})
+	// And a stored environment from before the rule never sends http through it.
+	client, err := newHTTPClient(&environmentEntry{ProxyURL: "http://proxy.internal:3128"}, nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:9/token", nil)
+	if _, err := client.Transport.(*http.Transport).Proxy(req); err == nil || !strings.Contains(err.Error(), "only https goes through a proxy") {
+		t.Errorf("an http request through the proxy: %v, want it refused", err)
 	}
 }

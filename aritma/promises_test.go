@@ -376,4 +376,3 @@ func TestTokenRead_RoleWriteDuringGrantTakesEffectNextRead(t *testing.T) {
 		t.Errorf("server saw %d grants, want 2", srv.count())
 	}
 }
-

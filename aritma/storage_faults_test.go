@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -110,6 +111,7 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 		"read token":         {logical.ReadOperation, "token/r", nil},
 	}
 	injected, intact := 0, 0
+	var hitless sync.Map
 	for name, c := range calls {
 		for _, failOp := range []string{"get", "put", "delete", "list"} {
 			t.Run(name+"/"+failOp, func(t *testing.T) {
@@ -129,7 +131,8 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 				storage.armed.Store(false)
 
 				if storage.hits.Load() == 0 {
-					return // this call makes no such storage call
+					hitless.Store(name+"/"+failOp, true)
+					return
 				}
 				injected++
 				if err == nil {
@@ -148,6 +151,35 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 				}
 			})
 		}
+	}
+	// Every combination this test claims must hit its fault; the ones that
+	// make no such storage call are listed, so a change in what a call does
+	// shows here.
+	wantHitless := map[string]bool{
+		"read config/put": true, "read config/delete": true, "read config/list": true,
+		"delete config/get": true, "delete config/put": true, "delete config/list": true,
+		"write config/delete": true, "write config/list": true,
+		"read environment/put": true, "read environment/delete": true, "read environment/list": true,
+		"write environment/delete": true, "write environment/list": true,
+		"list environments/get": true, "list environments/put": true, "list environments/delete": true,
+		"delete environment/put": true,
+		"read role/put":          true, "read role/delete": true, "read role/list": true,
+		"write role/delete": true, "write role/list": true,
+		"create role/delete": true, "create role/list": true,
+		"delete role/get": true, "delete role/put": true, "delete role/list": true,
+		"list roles/get": true, "list roles/put": true, "list roles/delete": true,
+		"rotate key/delete": true, "rotate key/list": true,
+		"read token/put": true, "read token/delete": true, "read token/list": true,
+	}
+	hitless.Range(func(k, _ any) bool {
+		if !wantHitless[k.(string)] {
+			t.Errorf("%s hit no injected fault", k)
+		}
+		delete(wantHitless, k.(string))
+		return true
+	})
+	for k := range wantHitless {
+		t.Errorf("%s is listed as making no such storage call, but it hit the fault", k)
 	}
 	recordFigure(t, "storage_faults_injected", injected)
 	recordFigure(t, "storage_faults_data_intact", intact)
