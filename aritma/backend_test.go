@@ -306,15 +306,16 @@ func TestUserPath_WriteRoleReadToken(t *testing.T) {
 	if got := resp.Data["scope"]; got != "bankservice" {
 		t.Errorf("scope = %v, want bankservice", got)
 	}
-	wantExpiry := e.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	// An hour from a second before the request (issueRounding).
+	wantExpiry := e.clock.Now().Add(time.Hour - time.Second).UTC().Format(time.RFC3339)
 	if got := resp.Data["expires_at"]; got != wantExpiry {
 		t.Errorf("expires_at = %v, want %v", got, wantExpiry)
 	}
 	if resp.Secret == nil {
 		t.Fatal("response has no lease")
 	}
-	if resp.Secret.TTL != time.Hour || resp.Secret.MaxTTL != time.Hour {
-		t.Errorf("lease TTL/MaxTTL = %s/%s, want exactly expires_in (1h)", resp.Secret.TTL, resp.Secret.MaxTTL)
+	if want := time.Hour - time.Second; resp.Secret.TTL != want || resp.Secret.MaxTTL != want {
+		t.Errorf("lease TTL/MaxTTL = %s/%s, want what the token has left, %s", resp.Secret.TTL, resp.Secret.MaxTTL, want)
 	}
 	if resp.Secret.Renewable {
 		t.Error("lease is renewable; want renewable=false")

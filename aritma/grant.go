@@ -26,7 +26,8 @@ type accessToken struct {
 	value     string
 	tokenType string
 	scope     string
-	// issuedAt is when the token request was sent: the token is no older,
+	// issuedAt is when the token request was sent, less issueRounding: the
+	// token is no older,
 	// so expiresAt computed from it is never later than the real expiry.
 	issuedAt  time.Time
 	expiresAt time.Time
@@ -296,7 +297,8 @@ func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, a
 		return nil, upstreamError(fmt.Sprintf("the authorization server issued a token of type %q; only Bearer tokens are supported", tokenType))
 	}
 
-	expiresAt, err := tokenExpiry(tok, sentAt, assumedLifetime)
+	issuedAt := sentAt.Add(-issueRounding)
+	expiresAt, err := tokenExpiry(tok, issuedAt, assumedLifetime)
 	if err != nil {
 		return nil, upstreamError(err.Error())
 	}
@@ -310,7 +312,7 @@ func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, a
 		value:     tok.AccessToken,
 		tokenType: tokenType,
 		scope:     scope,
-		issuedAt:  sentAt,
+		issuedAt:  issuedAt,
 		expiresAt: expiresAt,
 		data: map[string]interface{}{
 			"access_token": tok.AccessToken,
@@ -321,7 +323,17 @@ func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, a
 	}, nil
 }
 
-func tokenExpiry(tok *oauth2.Token, sentAt time.Time, assumedLifetime time.Duration) (time.Time, error) {
+// issueRounding is how much older than the request a token may be dated.
+// Servers count expires_in and a JWT's iat and exp in whole seconds from a
+// clock that they round down: a token asked for at 10.9 s may be dated 10 s,
+// and then dies up to a second before sentAt + expires_in. Counting its
+// lifetime from a second before the request keeps the engine's expiry (and
+// so every lease) at or before the token's own.
+const issueRounding = time.Second
+
+// tokenExpiry decides when a token issued no earlier than issuedAt expires.
+func tokenExpiry(tok *oauth2.Token, issuedAt time.Time, assumedLifetime time.Duration) (time.Time, error) {
+	sentAt := issuedAt.Add(issueRounding)
 	if raw, ok := rawField(tok, "expires_in"); ok {
 		seconds, err := strconv.ParseFloat(raw, 64)
 		if err != nil {
@@ -332,7 +344,7 @@ func tokenExpiry(tok *oauth2.Token, sentAt time.Time, assumedLifetime time.Durat
 		}
 		// The oauth2 library caps expires_in at 2^31-1 seconds; so do we.
 		seconds = min(seconds, float64(1<<31-1))
-		return sentAt.Add(time.Duration(seconds * float64(time.Second))), nil
+		return issuedAt.Add(time.Duration(seconds * float64(time.Second))), nil
 	}
 	if exp, iat, err := jwtTimes(tok.AccessToken); err == nil {
 		if iat.IsZero() {
@@ -347,9 +359,9 @@ func tokenExpiry(tok *oauth2.Token, sentAt time.Time, assumedLifetime time.Durat
 			return time.Time{}, fmt.Errorf("the access token's exp claim (%s) is not after its iat claim (%s)",
 				exp.Format(time.RFC3339), iat.Format(time.RFC3339))
 		}
-		return sentAt.Add(exp.Sub(iat)), nil
+		return issuedAt.Add(exp.Sub(iat)), nil
 	}
-	return sentAt.Add(assumedLifetime), nil
+	return issuedAt.Add(assumedLifetime), nil
 }
 
 // rawField reads a field of the token response as a string, whichever of

@@ -12,8 +12,12 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// A token's life counts from a second before its request was sent
+// (issueRounding): servers date tokens with a clock rounded down to the
+// second.
 func TestParseToken(t *testing.T) {
 	sentAt := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)
+	issued := sentAt.Add(-time.Second)
 	jwtExp := sentAt.Add(20 * time.Minute)
 	for name, tc := range map[string]struct {
 		token       string
@@ -27,23 +31,23 @@ func TestParseToken(t *testing.T) {
 		"seed example": {
 			token: "eyJ...", tokenType: "Bearer",
 			raw:      map[string]interface{}{"expires_in": 3600.0, "scope": "bankservice"},
-			wantType: "Bearer", wantScope: "bankservice", wantExpires: sentAt.Add(time.Hour),
+			wantType: "Bearer", wantScope: "bankservice", wantExpires: issued.Add(time.Hour),
 		},
 		"lower-case bearer": {
 			token: "t", tokenType: "bearer", raw: map[string]interface{}{"expires_in": 60.0},
-			wantType: "Bearer", wantScope: "api", wantExpires: sentAt.Add(time.Minute),
+			wantType: "Bearer", wantScope: "api", wantExpires: issued.Add(time.Minute),
 		},
 		"no token_type means Bearer": {
 			token: "t", raw: map[string]interface{}{"expires_in": 60.0},
-			wantType: "Bearer", wantScope: "api", wantExpires: sentAt.Add(time.Minute),
+			wantType: "Bearer", wantScope: "api", wantExpires: issued.Add(time.Minute),
 		},
 		"expires_in as string": {
 			token: "t", tokenType: "Bearer", raw: map[string]interface{}{"expires_in": "300"},
-			wantType: "Bearer", wantScope: "api", wantExpires: sentAt.Add(5 * time.Minute),
+			wantType: "Bearer", wantScope: "api", wantExpires: issued.Add(5 * time.Minute),
 		},
 		"huge expires_in is capped": {
 			token: "t", tokenType: "Bearer", raw: map[string]interface{}{"expires_in": 1e12},
-			wantType: "Bearer", wantScope: "api", wantExpires: sentAt.Add((1<<31 - 1) * time.Second),
+			wantType: "Bearer", wantScope: "api", wantExpires: issued.Add((1<<31 - 1) * time.Second),
 		},
 		"JWT exp when no expires_in": {
 			token: testJWT(fmt.Sprintf(`{"exp":%d}`, jwtExp.Unix())), tokenType: "Bearer", raw: map[string]interface{}{},
@@ -51,11 +55,11 @@ func TestParseToken(t *testing.T) {
 		},
 		"expires_in wins over JWT exp": {
 			token: testJWT(fmt.Sprintf(`{"exp":%d}`, jwtExp.Unix())), tokenType: "Bearer", raw: map[string]interface{}{"expires_in": 60.0},
-			wantType: "Bearer", wantScope: "api", wantExpires: sentAt.Add(time.Minute),
+			wantType: "Bearer", wantScope: "api", wantExpires: issued.Add(time.Minute),
 		},
 		"assumed lifetime for opaque token": {
 			token: "opaque", tokenType: "Bearer", raw: map[string]interface{}{},
-			wantType: "Bearer", wantScope: "api", wantExpires: sentAt.Add(5 * time.Minute),
+			wantType: "Bearer", wantScope: "api", wantExpires: issued.Add(5 * time.Minute),
 		},
 		"expires_in zero":     {token: "t", raw: map[string]interface{}{"expires_in": 0.0}, wantErr: "expires_in is 0: the token is already expired"},
 		"expires_in negative": {token: "t", raw: map[string]interface{}{"expires_in": -30.0}, wantErr: "expires_in is -30"},
@@ -73,8 +77,8 @@ func TestParseToken(t *testing.T) {
 			if got.value != tc.token || got.tokenType != tc.wantType || got.scope != tc.wantScope {
 				t.Errorf("token = %q/%q/%q, want %q/%q/%q", got.value, got.tokenType, got.scope, tc.token, tc.wantType, tc.wantScope)
 			}
-			if !got.expiresAt.Equal(tc.wantExpires) || !got.issuedAt.Equal(sentAt) {
-				t.Errorf("expiresAt = %s, issuedAt = %s; want %s, %s", got.expiresAt, got.issuedAt, tc.wantExpires, sentAt)
+			if !got.expiresAt.Equal(tc.wantExpires) || !got.issuedAt.Equal(issued) {
+				t.Errorf("expiresAt = %s, issuedAt = %s; want %s, %s", got.expiresAt, got.issuedAt, tc.wantExpires, issued)
 			}
 		})
 	}

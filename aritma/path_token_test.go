@@ -103,14 +103,15 @@ func TestTokenRead_SendsAudienceResourceAndExtraParams(t *testing.T) {
 // A cached token is handed out, with a lease of what it has left, while more
 // than the reuse threshold is left; at the threshold the next read gets a new
 // token. With expires_in=3600 and min_remaining=1m the threshold is a fifth
-// of the lifetime and a second: 12m01s.
+// of the lifetime and a second: 12m01s. The token dies 59m59s after the
+// request (issueRounding).
 func TestTokenRead_ReusesUntilThresholdThenRenews(t *testing.T) {
 	e := newTestEnv(t)
 	srv := newFakeAuthServer(t)
 	e.setupRole(t, srv, "r", nil)
 
 	first := e.readToken(t, "r")
-	e.clock.Advance(48*time.Minute - 2*time.Second) // 12m02s left
+	e.clock.Advance(48*time.Minute - 3*time.Second) // 12m02s left
 	second := e.readToken(t, "r")
 	if second.Data["access_token"] != first.Data["access_token"] {
 		t.Fatalf("with 12m02s left the token was replaced; want it reused")
@@ -127,8 +128,8 @@ func TestTokenRead_ReusesUntilThresholdThenRenews(t *testing.T) {
 	if third.Data["access_token"] == first.Data["access_token"] {
 		t.Fatalf("with 12m01s left the cached token was handed out; want a new one")
 	}
-	if third.Secret.TTL != time.Hour {
-		t.Errorf("new token lease = %s, want 1h", third.Secret.TTL)
+	if third.Secret.TTL != time.Hour-time.Second {
+		t.Errorf("new token lease = %s, want 59m59s", third.Secret.TTL)
 	}
 	if srv.count() != 2 {
 		t.Errorf("server saw %d grants, want 2", srv.count())
@@ -143,8 +144,8 @@ func TestTokenRead_CachedLeaseNeverOutlivesToken(t *testing.T) {
 	e.readToken(t, "r")
 	e.clock.Advance(10*time.Minute + 300*time.Millisecond)
 	resp := e.readToken(t, "r")
-	if want := 49*time.Minute + 59*time.Second; resp.Secret.TTL != want {
-		t.Errorf("lease = %s, want %s (49m59.7s left, rounded down)", resp.Secret.TTL, want)
+	if want := 49*time.Minute + 58*time.Second; resp.Secret.TTL != want {
+		t.Errorf("lease = %s, want %s (49m58.7s left, rounded down)", resp.Secret.TTL, want)
 	}
 }
 
@@ -173,7 +174,7 @@ func TestTokenRead_MinRemainingOnRead(t *testing.T) {
 	if err == nil {
 		t.Fatalf("min_remaining=2h with 1h tokens succeeded: %v", resp.Data)
 	}
-	if want := `role "r": the authorization server issues tokens that live 1h0m0s, less than the 2h0m0s asked for with min_remaining`; err.Error() != want {
+	if want := `role "r": the authorization server issues tokens that live 59m59s, less than the 2h0m0s asked for with min_remaining`; err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
 	for _, bad := range []string{"-5s", "soon", "25h"} {
@@ -229,8 +230,8 @@ func TestTokenRead_LateReaderRereadsOnce(t *testing.T) {
 	e.readToken(t, "r")
 	e.clock.Advance(40 * time.Minute) // another reader arrives with 20m left
 	late := e.readToken(t, "r")
-	if late.Secret.TTL != 20*time.Minute {
-		t.Fatalf("late reader's lease = %s, want 20m", late.Secret.TTL)
+	if late.Secret.TTL != 20*time.Minute-time.Second {
+		t.Fatalf("late reader's lease = %s, want 19m59s", late.Secret.TTL)
 	}
 	e.clock.Advance(time.Duration(float64(late.Secret.TTL) * 0.85))
 	next := e.readToken(t, "r")
@@ -514,8 +515,8 @@ func TestTokenRead_ExpiryWithoutExpiresIn(t *testing.T) {
 	if resp := e.readToken(t, "jwt"); resp.Secret.TTL != 15*time.Minute {
 		t.Errorf("JWT token lease = %s, want 15m from its exp claim", resp.Secret.TTL)
 	}
-	if resp := e.readToken(t, "opaque"); resp.Secret.TTL != 2*time.Minute {
-		t.Errorf("opaque token lease = %s, want the assumed 2m", resp.Secret.TTL)
+	if resp := e.readToken(t, "opaque"); resp.Secret.TTL != 2*time.Minute-time.Second {
+		t.Errorf("opaque token lease = %s, want the assumed 2m, less issueRounding", resp.Secret.TTL)
 	}
 }
 
@@ -535,8 +536,8 @@ func TestTokenRead_FallsBackToCachedTokenWhenServerFails(t *testing.T) {
 	if resp.Data["access_token"] != first.Data["access_token"] {
 		t.Fatalf("want the cached token while it has min_remaining left")
 	}
-	if resp.Secret.TTL != 10*time.Minute {
-		t.Errorf("fallback lease = %s, want the 10m the token has left", resp.Secret.TTL)
+	if resp.Secret.TTL != 10*time.Minute-time.Second {
+		t.Errorf("fallback lease = %s, want the 9m59s the token has left", resp.Secret.TTL)
 	}
 	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "temporarily_unavailable") {
 		t.Errorf("warnings = %q, want one carrying the server's error", resp.Warnings)
@@ -597,7 +598,7 @@ func testJWT(claims string) string {
 // rounding is a large part of the lease.
 func TestTokenRead_AgentArrivingMidLifeRereadsOnce(t *testing.T) {
 	for _, lifetime := range []int{6, 20, 3600} {
-		for _, arrival := range []time.Duration{500 * time.Millisecond, 900 * time.Millisecond, 2*time.Second + 999*time.Millisecond} {
+		for _, arrival := range []time.Duration{500 * time.Millisecond, 900 * time.Millisecond, time.Second + 999*time.Millisecond} {
 			t.Run(fmt.Sprintf("%ds token, reader at %s", lifetime, arrival), func(t *testing.T) {
 				e := newTestEnv(t)
 				srv := newFakeAuthServer(t)

@@ -88,8 +88,8 @@ func TestPerLeaseTokens_RevokedWithTheirLease(t *testing.T) {
 	if first.Data["access_token"] == second.Data["access_token"] {
 		t.Fatal("two reads of a per-lease role shared a token")
 	}
-	if second.Secret.TTL != 10*time.Minute {
-		t.Errorf("lease = %s, want the token's 10m", second.Secret.TTL)
+	if second.Secret.TTL != 10*time.Minute-time.Second {
+		t.Errorf("lease = %s, want the token's 10m, less issueRounding", second.Secret.TTL)
 	}
 	if _, ok := first.Secret.InternalData["access_token"]; !ok {
 		t.Fatal("the lease does not keep its token for revocation")

@@ -16,8 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -87,10 +85,12 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 		}
 	}
 
-	// Rotate in Vault and delete the old key: the cached token keeps serving
-	// (no grant) while the server still holds the old JWKS; once its JWKS
-	// cache (60 s in oidc-provider) lapses, a new grant, signed with the new
-	// key, succeeds.
+	// Rotate in Vault, two-phase: the new key is published at once and signs
+	// only after the role's key_activation_delay, longer than oidc-provider
+	// caches a jwks_uri (60 s). Meanwhile the cached token keeps serving, and
+	// a grant is still signed with the old key, which the server knows; once
+	// the new key signs, the server has refetched the JWKS and takes it.
+	v.write(t, "aritma/roles/jwt-uri", map[string]interface{}{"key_activation_delay": "62s"})
 	rotatedAt := time.Now()
 	oldKid := v.mustCLI(t, "read", "-field=keys", "aritma/roles/jwt-uri")
 	v.mustCLI(t, "write", "-f", "aritma/roles/jwt-uri/keys/rotate")
@@ -99,8 +99,9 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := role.Data["keys"].([]interface{})
-	if len(keys) != 2 || !strings.Contains(oldKid, keys[0].(map[string]interface{})["kid"].(string)) {
-		t.Fatalf("after rotation the role has keys %v", keys)
+	oldKey, newKey := keys[0].(map[string]interface{}), keys[1].(map[string]interface{})
+	if len(keys) != 2 || !strings.Contains(oldKid, oldKey["kid"].(string)) || oldKey["state"] != "current" || newKey["state"] != "pending" {
+		t.Fatalf("after rotation the role has keys %v, want the old current and the new pending", keys)
 	}
 	if _, jwks := fetchJWKS(t, v, "jwt-uri"); len(jwks["keys"].([]interface{})) != 2 {
 		t.Errorf("after rotation the JWKS has %d keys, want the old and the new", len(jwks["keys"].([]interface{})))
@@ -109,14 +110,20 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 	if st := oauth.stats(t); st.Grants != 4 {
 		t.Errorf("rotation caused a grant: %d grants, want 4", st.Grants)
 	}
-	v.mustCLI(t, "delete", "aritma/roles/jwt-uri/keys/"+keys[0].(map[string]interface{})["kid"].(string))
-	time.Sleep(time.Until(rotatedAt.Add(61 * time.Second)))
+	if out, err := v.cli(v.Token, "read", "-format=json", "aritma/token/jwt-uri", "min_remaining=59m59s"); err != nil {
+		t.Fatalf("a grant right after the rotation (signed with the old key) failed: %v\n%s", err, out)
+	}
+	time.Sleep(time.Until(rotatedAt.Add(63 * time.Second)))
 	out, err := v.cli(v.Token, "read", "-format=json", "aritma/token/jwt-uri", "min_remaining=59m59s")
 	if err != nil {
 		t.Fatalf("a grant signed with the rotated key failed: %v\n%s", err, out)
 	}
-	if st := oauth.stats(t); st.Grants != 5 || st.Failures != 0 {
-		t.Errorf("server stats = %+v, want 5 grants and no failures", st)
+	if st := oauth.stats(t); st.Grants != 6 || st.Failures != 0 {
+		t.Errorf("server stats = %+v, want 6 grants and no failures", st)
+	}
+	v.mustCLI(t, "delete", "aritma/roles/jwt-uri/keys/"+oldKey["kid"].(string))
+	if _, jwks := fetchJWKS(t, v, "jwt-uri"); len(jwks["keys"].([]interface{})) != 1 {
+		t.Errorf("after deleting the old key the JWKS has %d keys, want 1", len(jwks["keys"].([]interface{})))
 	}
 	// The role read shows key IDs only.
 	if out := v.mustCLI(t, "read", "-format=json", "aritma/roles/jwt-uri"); strings.Contains(out, "PRIVATE KEY") {
@@ -369,26 +376,44 @@ func waitInactive(t *testing.T, oauth *oauthServer, token string) {
 	}
 }
 
-// An environment's proxy_url carries the token requests.
+// An environment's proxy_url carries the token requests to an https
+// server, through a CONNECT tunnel (the engine never sends an http request,
+// which would carry the secret in clear, through a proxy).
 func TestE2E_Proxy(t *testing.T) {
 	t.Parallel()
+	pki := newTestPKI(t)
+	serverCert, serverKey := pki.issue(t, "127.0.0.1", true, false)
 	client := oauthClient{ID: "proxied-client", Secret: randomSecret("proxied-secret"), AuthMethod: "client_secret_post", Scope: "api", Format: "jwt"}
-	oauth := startOAuthServer(t, 3600, client)
+	oauth := startOAuthServerConfig(t, oauthConfig{
+		TokenTTL: 3600, Clients: []oauthClient{client}, ServerCA: pki.pool,
+		Extra: map[string]interface{}{"tls": map[string]string{"cert": serverCert, "key": serverKey}},
+	})
 	var proxied atomic.Int32
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !r.URL.IsAbs() {
-			http.Error(w, "not a proxy request", http.StatusBadRequest)
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusBadRequest)
+			return
+		}
+		upstream, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		proxied.Add(1)
-		target, _ := url.Parse(r.URL.Scheme + "://" + r.URL.Host)
-		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+		w.WriteHeader(http.StatusOK)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			upstream.Close()
+			return
+		}
+		go func() { _, _ = io.Copy(upstream, conn); upstream.Close() }()
+		go func() { _, _ = io.Copy(conn, upstream); conn.Close() }()
 	}))
 	t.Cleanup(proxy.Close)
 
 	v := startVaultDev(t)
 	v.setupEngine(t, oauth, "bank", "client_secret_post")
-	v.write(t, "aritma/environments/bank", map[string]interface{}{"proxy_url": proxy.URL})
+	v.write(t, "aritma/environments/bank", map[string]interface{}{"proxy_url": proxy.URL, "ca_cert": pki.CAPEM})
 	v.write(t, "aritma/roles/p", map[string]interface{}{"environment": "bank", "client_id": client.ID, "client_secret": client.Secret, "scopes": "api"})
 	secret := v.readTokenCLI(t, v.Token, "p")
 	if !oauth.verify(t, secret.Data["access_token"].(string)).Active {
