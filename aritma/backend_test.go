@@ -446,6 +446,7 @@ func TestOpenAPI_OperationIDs(t *testing.T) {
 		"aritma-list-environments", "aritma-read-environment", "aritma-write-environment", "aritma-delete-environment",
 		"aritma-list-roles", "aritma-read-role", "aritma-write-role", "aritma-delete-role",
 		"aritma-generate-token",
+		"aritma-rotate-role-key", "aritma-promote-role-key", "aritma-delete-role-key", "aritma-read-role-jwks",
 	} {
 		if !strings.Contains(string(raw), `"operationId":"`+id+`"`) {
 			t.Errorf("OpenAPI has no operation %q", id)

@@ -266,14 +266,20 @@ Roles with auth_method=private_key_jwt authenticate with a client assertion
 (RFC 7523) signed by a private key that never leaves Vault. The key is
 generated in Vault when the role is created (or imported with private_key).
 
-  vault write -f aritma/roles/payments/keys/rotate     # new current key
-  curl $VAULT_ADDR/v1/aritma/roles/payments/jwks        # public keys (JWKS)
-  vault delete aritma/roles/payments/keys/<kid>         # drop an old key
+  vault write -f aritma/roles/payments/keys/rotate       # new key, published
+  vault write -f aritma/roles/payments/keys/<kid>/promote # sign with it now
+  curl $VAULT_ADDR/v1/aritma/roles/payments/jwks          # public keys (JWKS)
+  vault delete aritma/roles/payments/keys/<kid>           # drop a key
 
 roles/<name>/jwks needs no Vault token: it holds public keys only, and a bank
-that accepts a jwks_uri can fetch it from there. Rotation adds a key, which signs
-the role's next token request; the token the role has cached keeps serving
-until then, which gives a bank that caches the JWKS (most do, for a minute to
-hours) time to fetch the new key. The previous keys stay in the JWKS until
-deleted: delete an old key once the bank has the new one.
+that accepts a jwks_uri can fetch it from there. A role that does not exist
+answers as one without keys.
+
+Rotation is two-phase. The new key is published in the JWKS at once and
+signs from its activates_at, the role's key_activation_delay (24h by default)
+after the rotation, so that a bank that caches the JWKS has fetched it first;
+promote makes it sign at once. Meanwhile the current key signs, and the
+role's cached token keeps serving: a change to a role's keys never drops it.
+Older keys stay in the JWKS, signing nothing, until deleted; the current key
+cannot be deleted, a pending one can.
 `

@@ -474,6 +474,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
 	b.dropRoleSource(name)
+	b.forgetRetiredSource(name)
 	return nil, nil
 }
 

@@ -234,8 +234,10 @@ environment's token endpoint:
   expires_at     when the token expires (RFC 3339)
   scope          the scopes granted, space-delimited
 
-The answer is a lease whose duration is the token's remaining lifetime
-(exactly expires_in for a new token), capped by the mount's max_lease_ttl.
+The answer is a lease whose duration is what the token has left when the
+answer is made, rounded down to whole seconds and never under a second,
+capped by the mount's max_lease_ttl. A token's life counts from a second
+before its request was sent, since servers date tokens in whole seconds.
 Leases are not renewable: read again for a new token when one ends.
 
 Tokens are cached in memory and shared by all readers of a role until less
@@ -245,7 +247,12 @@ as the banks ask: "reuse the access token until it expires". Concurrent reads of
 to the authorization server. Revoking a lease does not revoke the shared
 token.
 
-min_remaining on the read asks for a token with at least that much life left.
+min_remaining on the read asks for a token with at least that much life left;
+one that the role's tokens cannot meet answers 400, after at most one grant
+to learn what they live.
+
+On a performance standby the read answers that storage is read-only, before
+any request to the server, and Vault forwards it to the active node.
 
 If the authorization server refuses, the error carries its HTTP status and
 its error and error_description. If it fails while the cached token still has
