@@ -99,6 +99,18 @@ func newBackend() *backend {
 	return b
 }
 
+// writeOperation declares a write. Vault forwards every write from
+// performance standbys and secondaries, so that its side effects (discovery,
+// key generation) happen once, on the node that can write.
+func writeOperation(callback framework.OperationFunc, summary string) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:                    callback,
+		Summary:                     summary,
+		ForwardPerformanceStandby:   true,
+		ForwardPerformanceSecondary: true,
+	}
+}
+
 // invalidate is called on standbys and performance replicas when storage
 // changes under them; the active node calls the same drop functions itself
 // after each write.

@@ -166,18 +166,19 @@ type fakeAuthServer struct {
 
 func newFakeAuthServer(t testing.TB) *fakeAuthServer {
 	t.Helper()
-	f := &fakeAuthServer{expiresIn: 3600}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.Close)
-	return f
+	return startFakeAuthServer(t, httptest.NewServer)
 }
 
 // newFakeTLSAuthServer is newFakeAuthServer on https; environments trust it
 // with ca_cert = serverCAPEM(f.Server).
 func newFakeTLSAuthServer(t testing.TB) *fakeAuthServer {
 	t.Helper()
+	return startFakeAuthServer(t, httptest.NewTLSServer)
+}
+
+func startFakeAuthServer(t testing.TB, start func(http.Handler) *httptest.Server) *fakeAuthServer {
 	f := &fakeAuthServer{expiresIn: 3600}
-	f.Server = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	f.Server = start(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	return f
 }

@@ -60,6 +60,10 @@ func getConfig(ctx context.Context, s logical.Storage) (*configEntry, error) {
 }
 
 func pathConfig(b *backend) *framework.Path {
+	configure := writeOperation(b.pathConfigWrite, "Set the mount-wide defaults.")
+	configure.DisplayAttrs = &framework.DisplayAttributes{OperationVerb: "configure"}
+	reset := writeOperation(b.pathConfigDelete, "Reset the mount-wide defaults to the built-in ones.")
+	reset.DisplayAttrs = &framework.DisplayAttributes{OperationSuffix: "configuration"}
 	return &framework.Path{
 		Pattern: configPath,
 		DisplayAttrs: &framework.DisplayAttributes{
@@ -90,27 +94,9 @@ func pathConfig(b *backend) *framework.Path {
 				DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "configuration"},
 				Summary:      "Read the mount-wide defaults (the built-in defaults while none are written).",
 			},
-			logical.CreateOperation: &framework.PathOperation{
-				Callback:                    b.pathConfigWrite,
-				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
-				Summary:                     "Set the mount-wide defaults.",
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathConfigWrite,
-				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
-				Summary:                     "Set the mount-wide defaults.",
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
-			logical.DeleteOperation: &framework.PathOperation{
-				Callback:                    b.pathConfigDelete,
-				DisplayAttrs:                &framework.DisplayAttributes{OperationSuffix: "configuration"},
-				Summary:                     "Reset the mount-wide defaults to the built-in ones.",
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-			},
+			logical.CreateOperation: configure,
+			logical.UpdateOperation: configure,
+			logical.DeleteOperation: reset,
 		},
 		HelpSynopsis:    pathConfigHelpSynopsis,
 		HelpDescription: pathConfigHelpDescription,

@@ -26,6 +26,10 @@ func pathRoleKeys(b *backend) []*framework.Path {
 		Description: "Name of the role.",
 		Required:    true,
 	}
+	keyFields := map[string]*framework.FieldSchema{
+		"name": nameField,
+		"kid":  {Type: framework.TypeString, Description: "Key ID (kid) of the key.", Required: true},
+	}
 	return []*framework.Path{
 		{
 			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/keys/rotate",
@@ -42,12 +46,7 @@ func pathRoleKeys(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleKeyRotate,
-					Summary:                     "Generate a new signing key in Vault: published at once, signing after the role's key_activation_delay.",
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.UpdateOperation: writeOperation(b.pathRoleKeyRotate, "Generate a new signing key in Vault: published at once, signing after the role's key_activation_delay."),
 			},
 			HelpSynopsis:    pathRoleKeyRotateHelpSynopsis,
 			HelpDescription: pathRoleKeysHelpDescription,
@@ -59,17 +58,9 @@ func pathRoleKeys(b *backend) []*framework.Path {
 				OperationVerb:   "promote",
 				OperationSuffix: "role-key",
 			},
-			Fields: map[string]*framework.FieldSchema{
-				"name": nameField,
-				"kid":  {Type: framework.TypeString, Description: "Key ID (kid) of the key.", Required: true},
-			},
+			Fields: keyFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleKeyPromote,
-					Summary:                     "Make a published key sign from now on, without waiting for its activation.",
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.UpdateOperation: writeOperation(b.pathRoleKeyPromote, "Make a published key sign from now on, without waiting for its activation."),
 			},
 			HelpSynopsis:    pathRoleKeyPromoteHelpSynopsis,
 			HelpDescription: pathRoleKeysHelpDescription,
@@ -80,17 +71,9 @@ func pathRoleKeys(b *backend) []*framework.Path {
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "role-key",
 			},
-			Fields: map[string]*framework.FieldSchema{
-				"name": nameField,
-				"kid":  {Type: framework.TypeString, Description: "Key ID (kid) of the key.", Required: true},
-			},
+			Fields: keyFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.DeleteOperation: &framework.PathOperation{
-					Callback:                    b.pathRoleKeyDelete,
-					Summary:                     "Remove a signing key that is not current from the role and its JWKS.",
-					ForwardPerformanceStandby:   true,
-					ForwardPerformanceSecondary: true,
-				},
+				logical.DeleteOperation: writeOperation(b.pathRoleKeyDelete, "Remove a signing key that is not current from the role and its JWKS."),
 			},
 			HelpSynopsis:    pathRoleKeyDeleteHelpSynopsis,
 			HelpDescription: pathRoleKeysHelpDescription,
@@ -114,11 +97,15 @@ func pathRoleKeys(b *backend) []*framework.Path {
 	}
 }
 
-func (b *backend) pathRoleKeyRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+// changeRoleKeys runs change on the stored role under the write lock and
+// stores the role if change says so. A change to the keys alone keeps the
+// role's cached token: the settings it was issued under are the same
+// (grantSettings), and the rebuilt source takes it over.
+func (b *backend) changeRoleKeys(ctx context.Context, req *logical.Request, name string,
+	change func(role *roleEntry) (resp *logical.Response, store bool)) (*logical.Response, error) {
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
 
-	name := d.Get("name").(string)
 	role, err := getRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -126,86 +113,69 @@ func (b *backend) pathRoleKeyRotate(ctx context.Context, req *logical.Request, d
 	if role == nil {
 		return logical.ErrorResponse("role %q does not exist", name), nil
 	}
-	alg := role.signingAlgorithm()
-	if v, ok := d.GetOk("signing_algorithm"); ok {
-		alg = v.(string)
+	resp, store := change(role)
+	if !store {
+		return resp, nil
 	}
-	key, err := generateSigningKey(alg, b.now())
-	if err != nil {
-		return logical.ErrorResponse("%v", err), nil
-	}
-	role.addKey(*key)
 	if err := putRole(ctx, req.Storage, name, role); err != nil {
 		return nil, err
 	}
-	// The role's cached token stays: the settings it was issued under are
-	// the same (grantSettings).
 	b.dropRoleSource(name)
-	added := role.Keys[len(role.Keys)-1]
-	return &logical.Response{Data: map[string]interface{}{
-		"kid":          added.ID,
-		"algorithm":    added.Algorithm,
-		"activates_at": added.activation().Format(time.RFC3339),
-		"jwks_path":    req.MountPoint + roleStoragePrefix + name + "/jwks",
-	}}, nil
+	return resp, nil
+}
+
+func (b *backend) pathRoleKeyRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	return b.changeRoleKeys(ctx, req, name, func(role *roleEntry) (*logical.Response, bool) {
+		alg := role.signingAlgorithm()
+		if v, ok := d.GetOk("signing_algorithm"); ok {
+			alg = v.(string)
+		}
+		key, err := generateSigningKey(alg, b.now())
+		if err != nil {
+			return logical.ErrorResponse("%v", err), false
+		}
+		role.addKey(*key)
+		added := role.Keys[len(role.Keys)-1]
+		return &logical.Response{Data: map[string]interface{}{
+			"kid":          added.ID,
+			"algorithm":    added.Algorithm,
+			"activates_at": added.activation().Format(time.RFC3339),
+			"jwks_path":    req.MountPoint + roleStoragePrefix + name + "/jwks",
+		}}, true
+	})
 }
 
 func (b *backend) pathRoleKeyPromote(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.writeMu.Lock()
-	defer b.writeMu.Unlock()
-
 	name, kid := d.Get("name").(string), d.Get("kid").(string)
-	role, err := getRole(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
-	if role == nil {
-		return logical.ErrorResponse("role %q does not exist", name), nil
-	}
-	i := slices.IndexFunc(role.Keys, func(k signingKey) bool { return k.ID == kid })
-	if i < 0 {
-		return logical.ErrorResponse("role %q has no key %s; its keys are listed by vault read %s%s%s",
-			name, kid, req.MountPoint, roleStoragePrefix, name), nil
-	}
-	now := b.now()
-	if signingKeyAt(role.Keys, now) == i {
-		return nil, nil // current already
-	}
-	role.Keys[i].ActivatesAt = now.UTC()
-	if err := putRole(ctx, req.Storage, name, role); err != nil {
-		return nil, err
-	}
-	b.dropRoleSource(name)
-	return nil, nil
+	return b.changeRoleKeys(ctx, req, name, func(role *roleEntry) (*logical.Response, bool) {
+		i := slices.IndexFunc(role.Keys, func(k signingKey) bool { return k.ID == kid })
+		if i < 0 {
+			return logical.ErrorResponse("role %q has no key %s; its keys are listed by vault read %s%s%s",
+				name, kid, req.MountPoint, roleStoragePrefix, name), false
+		}
+		now := b.now()
+		if signingKeyAt(role.Keys, now) == i {
+			return nil, false // current already
+		}
+		role.Keys[i].ActivatesAt = now.UTC()
+		return nil, true
+	})
 }
 
 func (b *backend) pathRoleKeyDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.writeMu.Lock()
-	defer b.writeMu.Unlock()
-
 	name, kid := d.Get("name").(string), d.Get("kid").(string)
-	role, err := getRole(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
-	if role == nil {
-		return logical.ErrorResponse("role %q does not exist", name), nil
-	}
-	if current := signingKeyAt(role.Keys, b.now()); current >= 0 && role.Keys[current].ID == kid {
-		return logical.ErrorResponse("key %s is the role's current signing key; rotate first (vault write -f %s%s%s/keys/rotate)",
-			kid, req.MountPoint, roleStoragePrefix, name), nil
-	}
-	before := len(role.Keys)
-	role.Keys = slices.DeleteFunc(role.Keys, func(k signingKey) bool { return k.ID == kid })
-	if len(role.Keys) == before {
-		return nil, nil // already gone: delete is idempotent
-	}
-	if err := putRole(ctx, req.Storage, name, role); err != nil {
-		return nil, err
-	}
-	// A deleted pending key must not sign; the token stays.
-	b.dropRoleSource(name)
-	return nil, nil
+	return b.changeRoleKeys(ctx, req, name, func(role *roleEntry) (*logical.Response, bool) {
+		if current := signingKeyAt(role.Keys, b.now()); current >= 0 && role.Keys[current].ID == kid {
+			return logical.ErrorResponse("key %s is the role's current signing key; rotate first (vault write -f %s%s%s/keys/rotate)",
+				kid, req.MountPoint, roleStoragePrefix, name), false
+		}
+		before := len(role.Keys)
+		role.Keys = slices.DeleteFunc(role.Keys, func(k signingKey) bool { return k.ID == kid })
+		// Already gone: delete is idempotent. A deleted pending key must
+		// never sign, so the source is rebuilt.
+		return nil, len(role.Keys) != before
+	})
 }
 
 // pathRoleJWKSRead answers with the bare JWKS document (not Vault's JSON
