@@ -27,6 +27,9 @@ func main() {
 		Output:     os.Stderr,
 		JSONFormat: true,
 	})
+	if err := serveProfiles(); err != nil {
+		logger.Warn("no profile server", "error", err) // the plugin works without it
+	}
 
 	apiClientMeta := &api.PluginAPIClientMeta{}
 	flags := apiClientMeta.FlagSet()

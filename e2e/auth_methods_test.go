@@ -94,7 +94,7 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 	rotatedAt := time.Now()
 	oldKid := v.mustCLI(t, "read", "-field=keys", "aritma/roles/jwt-uri")
 	v.mustCLI(t, "write", "-f", "aritma/roles/jwt-uri/keys/rotate")
-	role, err := v.client.Logical().Read("aritma/roles/jwt-uri")
+	role, err := v.Client.Logical().Read("aritma/roles/jwt-uri")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestE2E_MutualTLS(t *testing.T) {
 		t.Errorf("an unregistered certificate: want invalid_client, got %v\n%s", err, out)
 	}
 
-	role, err := v.client.Logical().Read("aritma/roles/self-signed-client")
+	role, err := v.Client.Logical().Read("aritma/roles/self-signed-client")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestE2E_Discovery(t *testing.T) {
 	v.enableAritma(t)
 	v.write(t, "aritma/environments/bank", map[string]interface{}{"issuer": oauth.Issuer, "auth_method": "client_secret_basic"})
 
-	env, err := v.client.Logical().Read("aritma/environments/bank")
+	env, err := v.Client.Logical().Read("aritma/environments/bank")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/aritma/vault-plugin-secrets-aritma/internal/testservers"
 )
 
 // Failover on a real three-node Vault cluster with integrated storage
@@ -38,7 +38,7 @@ func TestReliability_ClusterFailover(t *testing.T) {
 	basic := oauthClient{ID: "basic-client", Secret: randomSecret("failover-basic-secret"), AuthMethod: "client_secret_basic", Scope: "api", Format: "opaque"}
 
 	c := startRaftCluster(t, 3)
-	leader := c.nodes[0]
+	leader := asVault(c.Nodes[0])
 	leader.registerPlugin(t, "v0.1.0")
 	leader.enableAritma(t)
 	// A private_key_jwt role whose key is born in Vault: after the failover
@@ -47,7 +47,7 @@ func TestReliability_ClusterFailover(t *testing.T) {
 		"environment": "development", "client_id": "jwt-client", "auth_method": "private_key_jwt",
 		"signing_algorithm": "ES256", "scopes": "api",
 	})
-	_, jwks := fetchJWKS(t, leader.vaultServer, "signed")
+	_, jwks := fetchJWKS(t, leader, "signed")
 	oauth := startOAuthServerConfig(t, oauthConfig{
 		TokenTTL: 3600,
 		Clients:  []oauthClient{post, basic},
@@ -67,26 +67,26 @@ func TestReliability_ClusterFailover(t *testing.T) {
 	leader.write(t, "aritma/config", map[string]interface{}{"default_environment": "development"})
 	roles := []string{"payments", "identity", "signed"}
 
-	before := dumpMount(t, leader.client)
+	before := dumpMount(t, leader.Client)
 	// Every node answers with the same configuration (standbys forward).
-	for _, n := range c.nodes {
-		if got := dumpMount(t, n.client); !sameDump(got, before) {
-			t.Fatalf("%s answers a different configuration before the failover:\nleader %v\n%s %v", n.name, before, n.name, got)
+	for _, n := range c.Nodes {
+		if got := dumpMount(t, n.Client); !sameDump(got, before) {
+			t.Fatalf("%s answers a different configuration before the failover:\nleader %v\n%s %v", n.Name, before, n.Name, got)
 		}
 	}
 	// One token per role before the readers start: the first grants.
 	for _, role := range roles {
-		if _, err := leader.client.Logical().Read("aritma/token/" + role); err != nil {
+		if _, err := leader.Client.Logical().Read("aritma/token/" + role); err != nil {
 			t.Fatalf("first read of %s: %v", role, err)
 		}
 	}
 
-	seen := newReadLog(len(c.nodes))
+	seen := newReadLog(len(c.Nodes))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range readers {
-		clients := make([]*api.Client, len(c.nodes))
-		for j, n := range c.nodes {
+		clients := make([]*api.Client, len(c.Nodes))
+		for j, n := range c.Nodes {
 			clients[j] = readerClient(t, n.Addr, leader.Token)
 		}
 		wg.Add(1)
@@ -101,7 +101,7 @@ func TestReliability_ClusterFailover(t *testing.T) {
 
 	// Warm up: every node serves reads.
 	waitFor(t, 60*time.Second, "every node to serve reads", func() bool {
-		for n := range c.nodes {
+		for n := range c.Nodes {
 			if seen.successesSince(n, started) == 0 {
 				return false
 			}
@@ -110,28 +110,31 @@ func TestReliability_ClusterFailover(t *testing.T) {
 	})
 
 	// Stop the active node.
-	active := c.activeNode(t)
+	active, err := c.ActiveNode()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stopAt := time.Now()
-	active.stop()
+	active.Stop()
 	t.Logf("stopped the active node %s (SIGTERM to its process group); it exited after %.1fs",
-		active.name, time.Since(stopAt).Seconds())
+		active.Name, time.Since(stopAt).Seconds())
 
-	var newActive *clusterNode
+	var newActive *testservers.Node
 	waitFor(t, 120*time.Second, "a new active node", func() bool {
-		for _, n := range c.nodes {
+		for _, n := range c.Nodes {
 			if n == active {
 				continue
 			}
-			if l, err := n.client.Sys().Leader(); err == nil && l.IsSelf {
+			if l, err := n.Client.Sys().Leader(); err == nil && l.IsSelf {
 				newActive = n
 				return true
 			}
 		}
 		return false
 	})
-	t.Logf("%s is active %.1fs after the SIGTERM", newActive.name, time.Since(stopAt).Seconds())
+	t.Logf("%s is active %.1fs after the SIGTERM", newActive.Name, time.Since(stopAt).Seconds())
 	waitFor(t, 120*time.Second, "reads to succeed again through both remaining nodes", func() bool {
-		for i, n := range c.nodes {
+		for i, n := range c.Nodes {
 			if n != active && seen.successesSince(i, stopAt) == 0 {
 				return false
 			}
@@ -140,7 +143,7 @@ func TestReliability_ClusterFailover(t *testing.T) {
 	})
 	time.Sleep(3 * time.Second)
 
-	after := dumpMount(t, newActive.client)
+	after := dumpMount(t, newActive.Client)
 	lost := entriesLost(before, after)
 	if lost != 0 || !sameDump(before, after) {
 		t.Errorf("the configuration changed across the failover (%d entries lost or changed):\nbefore %v\nafter  %v", lost, before, after)
@@ -148,24 +151,30 @@ func TestReliability_ClusterFailover(t *testing.T) {
 
 	// Restart the stopped node: it unseals with the same key and rejoins.
 	restartAt := time.Now()
-	c.restart(t, active)
-	c.waitRejoined(t, active, newActive)
-	activeIdx := c.index(active)
+	if err := c.Restart(active); err != nil {
+		t.Fatal(err)
+	}
+	servers, err := c.WaitRejoined(active, newActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("raft configuration after the rejoin, read through %s: %+v", active.Name, servers)
+	activeIdx := c.Index(active)
 	waitFor(t, 60*time.Second, "the restarted node to serve reads", func() bool {
 		return seen.successesSince(activeIdx, restartAt) > 0
 	})
-	t.Logf("%s rejoined and served a read %.1fs after its restart", active.name, time.Since(restartAt).Seconds())
+	t.Logf("%s rejoined and served a read %.1fs after its restart", active.Name, time.Since(restartAt).Seconds())
 	time.Sleep(2 * time.Second)
 	stopReaders()
 	ended := time.Now()
 
-	for _, n := range c.nodes {
-		if got := dumpMount(t, n.client); !sameDump(got, before) {
-			t.Errorf("%s answers a different configuration after the rejoin:\nbefore %v\nafter  %v", n.name, before, got)
+	for _, n := range c.Nodes {
+		if got := dumpMount(t, n.Client); !sameDump(got, before) {
+			t.Errorf("%s answers a different configuration after the rejoin:\nbefore %v\nafter  %v", n.Name, before, got)
 		}
 	}
 	// The restarted node serves a read itself, as the CLI would.
-	secret := active.readTokenCLI(t, active.Token, "signed")
+	secret := asVault(active).readTokenCLI(t, active.Token, "signed")
 	if in := oauth.verify(t, secret.Data["access_token"].(string)); !in.Active || in.ClientID != "jwt-client" {
 		t.Errorf("the token read through the restarted node: the server saw %+v", in)
 	}
@@ -216,7 +225,7 @@ func TestReliability_ClusterFailover(t *testing.T) {
 			secrets[fmt.Sprintf("access token %d of %s", i, role)] = token
 		}
 	}
-	assertNoSecrets(t, secrets, append(c.logFiles(), oauth.LogPath))
+	assertNoSecrets(t, secrets, append(c.LogFiles(), oauth.LogPath))
 }
 
 func clientOf(role string) string {
@@ -225,248 +234,29 @@ func clientOf(role string) string {
 
 func roundTenth(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
 
-// raftCluster is a Vault cluster on 127.0.0.1 with integrated storage, its
-// nodes sharing one plugin directory and one audit log file.
-type raftCluster struct {
-	nodes     []*clusterNode
-	unsealKey string
-	rootToken string
-	// oldLogs are the logs of node processes that were restarted.
-	oldLogs   []string
-	auditPath string
-}
-
-type clusterNode struct {
-	*vaultServer
-	name string
-	dir  string
-}
-
-// startRaftCluster starts size nodes, initialises the first with one
-// unseal key, joins the others to it, unseals them, waits until all are
-// voters, and turns on a file audit device.
-func startRaftCluster(t *testing.T, size int) *raftCluster {
+// startRaftCluster starts a raft cluster of size nodes that the test stops
+// when it ends, and prints the nodes' logs if it failed.
+func startRaftCluster(t *testing.T, size int) *testservers.RaftCluster {
 	t.Helper()
-	shared := t.TempDir()
-	pluginDir := filepath.Join(shared, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+	c, err := testservers.StartRaftCluster(vaultBin, t.TempDir(), size)
+	if c != nil {
+		t.Cleanup(c.Stop)
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, n := range c.Nodes {
+					t.Log(tail(n.LogPath))
+				}
+			}
+		})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := &raftCluster{auditPath: filepath.Join(shared, "audit.log")}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range c.nodes {
-				t.Log(tail(n.LogPath))
-			}
-		}
-	})
-	for i := range size {
-		name := fmt.Sprintf("node%d", i+1)
-		dir := filepath.Join(shared, name)
-		if err := os.MkdirAll(filepath.Join(dir, "raft"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		clusterAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		configPath := filepath.Join(dir, "vault.hcl")
-		writeFile(t, configPath, fmt.Sprintf(`
-storage "raft" {
-  path    = %q
-  node_id = %q
-}
-listener "tcp" {
-  address         = %q
-  cluster_address = %q
-  tls_disable     = true
-}
-api_addr         = "http://%s"
-cluster_addr     = "https://%s"
-plugin_directory = %q
-disable_mlock    = true
-log_level        = "debug"
-`, filepath.Join(dir, "raft"), name, addr, clusterAddr, addr, clusterAddr, pluginDir))
-		n := &clusterNode{name: name, dir: dir, vaultServer: &vaultServer{
-			Addr:      addr,
-			PluginDir: pluginDir,
-			LogPath:   filepath.Join(dir, "vault-1.log"),
-			AuditPath: c.auditPath,
-			args:      []string{"server", "-config=" + configPath},
-		}}
-		n.start(t) // Token is empty: start waits for the API only
-		c.nodes = append(c.nodes, n)
-	}
-
-	first := c.nodes[0]
-	init, err := first.client.Sys().Init(&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatalf("vault operator init: %v", err)
-	}
-	c.unsealKey, c.rootToken = init.Keys[0], init.RootToken
-	c.unseal(t, first)
-	first.waitActive(t)
-
-	for _, n := range c.nodes[1:] {
-		joined, err := n.client.Sys().RaftJoin(&api.RaftJoinRequest{LeaderAPIAddr: "http://" + first.Addr})
-		if err != nil || !joined.Joined {
-			t.Fatalf("%s: vault operator raft join: %v %+v\n%s", n.name, err, joined, tail(n.LogPath))
-		}
-		c.unseal(t, n)
-		c.waitStandby(t, n, first)
-	}
-	c.waitVoters(t, first, len(c.nodes), "")
-	first.enableAudit(t)
 	return c
 }
 
-// unseal unseals n with the cluster's key and waits until it reports
-// unsealed (a joining node finishes its join first).
-func (c *raftCluster) unseal(t *testing.T, n *clusterNode) {
-	t.Helper()
-	if _, err := n.client.Sys().Unseal(c.unsealKey); err != nil {
-		t.Fatalf("%s: unseal: %v\n%s", n.name, err, tail(n.LogPath))
-	}
-	n.Token = c.rootToken
-	n.client.SetToken(n.Token)
-	waitFor(t, 90*time.Second, n.name+" to unseal", func() bool {
-		st, err := n.client.Sys().SealStatus()
-		return err == nil && !st.Sealed
-	})
-}
-
-// waitStandby waits until n is a standby that knows leader as the active node.
-func (c *raftCluster) waitStandby(t *testing.T, n, leader *clusterNode) {
-	t.Helper()
-	waitFor(t, 90*time.Second, n.name+" to be a standby of "+leader.name, func() bool {
-		l, err := n.client.Sys().Leader()
-		return err == nil && l.HAEnabled && !l.IsSelf && l.LeaderAddress == "http://"+leader.Addr
-	})
-}
-
-// waitVoters waits until the raft configuration lists want voters, and
-// autopilot calls every server healthy; if node is set, it must be one of
-// them (seen by autopilot, not just still listed).
-func (c *raftCluster) waitVoters(t *testing.T, leader *clusterNode, want int, node string) {
-	t.Helper()
-	var last string
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		servers, err := raftServers(leader.client)
-		voters := 0
-		for _, s := range servers {
-			if s.Voter {
-				voters++
-			}
-		}
-		state, stateErr := leader.client.Sys().RaftAutopilotState()
-		healthy := stateErr == nil && state.Healthy && len(state.Servers) == want
-		if healthy && node != "" {
-			s := state.Servers[node]
-			healthy = s != nil && s.Healthy && s.Status == "voter"
-		}
-		if err == nil && voters == want && healthy {
-			return
-		}
-		last = fmt.Sprintf("configuration %+v (err %v), autopilot %v (err %v)", servers, err, state, stateErr)
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster has not %d healthy voters after 120s: %s\n%s", want, last, tail(leader.LogPath))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-type raftServer struct {
-	NodeID  string `json:"node_id"`
-	Address string `json:"address"`
-	Leader  bool   `json:"leader"`
-	Voter   bool   `json:"voter"`
-}
-
-// raftServers reads sys/storage/raft/configuration.
-func raftServers(client *api.Client) ([]raftServer, error) {
-	secret, err := client.Logical().Read("sys/storage/raft/configuration")
-	if err != nil {
-		return nil, err
-	}
-	if secret == nil {
-		return nil, errors.New("no raft configuration")
-	}
-	raw, _ := json.Marshal(secret.Data["config"])
-	var config struct {
-		Servers []raftServer `json:"servers"`
-	}
-	if err := json.Unmarshal(raw, &config); err != nil {
-		return nil, err
-	}
-	return config.Servers, nil
-}
-
-// activeNode returns the node that calls itself active.
-func (c *raftCluster) activeNode(t *testing.T) *clusterNode {
-	t.Helper()
-	for _, n := range c.nodes {
-		if l, err := n.client.Sys().Leader(); err == nil && l.IsSelf {
-			return n
-		}
-	}
-	t.Fatal("no node is active")
-	return nil
-}
-
-func (c *raftCluster) index(n *clusterNode) int {
-	for i, m := range c.nodes {
-		if m == n {
-			return i
-		}
-	}
-	panic("not a node of the cluster")
-}
-
-// restart starts a stopped node again with a new log file and unseals it.
-func (c *raftCluster) restart(t *testing.T, n *clusterNode) {
-	t.Helper()
-	c.oldLogs = append(c.oldLogs, n.LogPath)
-	n.vaultServer = &vaultServer{
-		Addr:      n.Addr,
-		PluginDir: n.PluginDir,
-		LogPath:   filepath.Join(n.dir, fmt.Sprintf("vault-%d.log", len(c.oldLogs)+1)),
-		AuditPath: n.AuditPath,
-		args:      n.args,
-	}
-	n.start(t)
-	c.unseal(t, n)
-}
-
-// waitRejoined waits until n is a standby of leader and a healthy voter.
-func (c *raftCluster) waitRejoined(t *testing.T, n, leader *clusterNode) {
-	t.Helper()
-	c.waitStandby(t, n, leader)
-	c.waitVoters(t, leader, len(c.nodes), n.name)
-	servers, err := raftServers(n.client)
-	if err != nil {
-		t.Fatalf("%s: sys/storage/raft/configuration: %v", n.name, err)
-	}
-	t.Logf("raft configuration after the rejoin, read through %s: %+v", n.name, servers)
-}
-
-// logFiles are every node's logs, old and current, and the audit log.
-func (c *raftCluster) logFiles() []string {
-	files := append([]string{c.auditPath}, c.oldLogs...)
-	for _, n := range c.nodes {
-		files = append(files, n.LogPath)
-	}
-	return files
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting %s for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+// asVault is a node as the e2e helpers take it.
+func asVault(n *testservers.Node) *vaultServer { return &vaultServer{n.Vault} }
 
 // readerClient is an API client for one node that neither retries nor
 // waits long: each read is one attempt.

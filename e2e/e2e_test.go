@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,22 +159,7 @@ func TestE2E_VaultAgentRerendersBeforeExpiry(t *testing.T) {
 	rendered := filepath.Join(dir, "access_token")
 	writeFile(t, tokenFile, appToken)
 	agentConfig := filepath.Join(dir, "agent.hcl")
-	writeFile(t, agentConfig, fmt.Sprintf(`
-vault {
-  address = "http://%s"
-}
-auto_auth {
-  method "token_file" {
-    config = {
-      token_file_path = %q
-    }
-  }
-}
-template {
-  contents    = "{{ with secret \"aritma/token/agent\" }}{{ .Data.access_token }}{{ end }}"
-  destination = %q
-}
-`, v.Addr, tokenFile, rendered))
+	writeFile(t, agentConfig, agentConfigFor(t, v, tokenFile, "aritma/token/agent", rendered))
 	agentLog := filepath.Join(dir, "agent.log")
 	startProcess(t, agentLog, nil, []string{"VAULT_TOKEN="}, vaultBin, "agent", "-config="+agentConfig, "-log-level=debug")
 
@@ -232,7 +216,7 @@ func TestE2E_PersistenceAcrossRestart(t *testing.T) {
 	v.write(t, "aritma/config", map[string]interface{}{"default_environment": "bank"})
 	before := readAll(t, v)
 	v.readTokenCLI(t, v.Token, "keep")
-	v.stop()
+	v.Stop()
 
 	v2 := startVaultPersistent(t, dir)
 	if after := readAll(t, v2); after != before {
@@ -254,20 +238,20 @@ func readAll(t *testing.T, v *vaultServer) string {
 	t.Helper()
 	all := map[string]interface{}{}
 	for _, list := range []string{"aritma/roles", "aritma/environments"} {
-		secret, err := v.client.Logical().List(list)
+		secret, err := v.Client.Logical().List(list)
 		if err != nil || secret == nil {
 			t.Fatalf("list %s: %v", list, err)
 		}
 		for _, key := range secret.Data["keys"].([]interface{}) {
 			path := list + "/" + key.(string)
-			s, err := v.client.Logical().Read(path)
+			s, err := v.Client.Logical().Read(path)
 			if err != nil || s == nil {
 				t.Fatalf("read %s: %v", path, err)
 			}
 			all[path] = s.Data
 		}
 	}
-	cfg, err := v.client.Logical().Read("aritma/config")
+	cfg, err := v.Client.Logical().Read("aritma/config")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +305,7 @@ func waitRunningVersion(t *testing.T, v *vaultServer, version string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		mount, err := v.client.Sys().GetMount("aritma")
+		mount, err := v.Client.Sys().GetMount("aritma")
 		if err == nil && mount.RunningVersion == version {
 			return
 		}
@@ -357,7 +341,7 @@ func TestE2E_WrongSecretGivesInvalidClient(t *testing.T) {
 	}
 	// The role now pauses (2 s after one failure): the next read gets the
 	// same error without a request to the server.
-	_, apiErr := v.client.Logical().Read("aritma/token/wrong")
+	_, apiErr := v.Client.Logical().Read("aritma/token/wrong")
 	var respErr *api.ResponseError
 	if !errors.As(apiErr, &respErr) || respErr.StatusCode != 400 || !strings.Contains(apiErr.Error(), "invalid_client") {
 		t.Errorf("HTTP API error = %v, want a 400 with invalid_client", apiErr)

@@ -97,7 +97,7 @@ func leaseEnd(t *testing.T, client *api.Client, leaseID string) time.Time {
 // retries 5xx answers, which would hide failures.
 func noRetries(t *testing.T, v *vaultServer) *api.Client {
 	t.Helper()
-	c, err := v.client.Clone()
+	c, err := v.Client.Clone()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestReliability_Load(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for i := range readers {
-		client, err := v.client.Clone()
+		client, err := v.Client.Clone()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -383,23 +383,19 @@ func (tf *tofu) assertEncrypted(t *testing.T, secrets map[string]string, names .
 }
 
 // runExampleAgent runs Vault Agent with terraform/examples/agent/payments.hcl,
-// its /run/payments paths moved to a temporary directory and VAULT_ADDR
+// its /run/payments paths moved to a temporary directory and its address
 // pointing at the test's Vault, and checks the token it renders.
 func runExampleAgent(t *testing.T, v *vaultServer, bank *oauthServer, appToken string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(terraformSources, "examples", "agent", "payments.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
+	rendered := filepath.Join(dir, "access_token")
 	config := filepath.Join(dir, "payments.hcl")
-	writeFile(t, config, strings.ReplaceAll(string(raw), "/run/payments", dir))
+	writeFile(t, config, agentConfigFor(t, v, filepath.Join(dir, "vault-token"), "aritma/token/payments", rendered))
 	writeFile(t, filepath.Join(dir, "vault-token"), appToken)
 	agentLog := filepath.Join(dir, "agent.log")
-	agent := startProcess(t, agentLog, nil, []string{"VAULT_ADDR=http://" + v.Addr, "VAULT_TOKEN="}, vaultBin, "agent", "-config="+config)
-	defer agent.stop()
+	agent := startProcess(t, agentLog, nil, []string{"VAULT_TOKEN="}, vaultBin, "agent", "-config="+config)
+	defer agent.Stop()
 
-	rendered := filepath.Join(dir, "access_token")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if token, _ := os.ReadFile(rendered); len(token) > 0 {

@@ -114,22 +114,12 @@ vault token create -policy=demo-app -field=token >"$work/app-token"
 echo "created an app token with policy demo-app"
 
 step "Vault Agent renders the token into a file for the app"
-cat >"$work/agent.hcl" <<HCL
-vault {
-  address = "$VAULT_ADDR"
-}
-auto_auth {
-  method "token_file" {
-    config = {
-      token_file_path = "$work/app-token"
-    }
-  }
-}
-template {
-  contents    = "{{ with secret \"aritma/token/demo\" }}{{ .Data.access_token }}{{ end }}"
-  destination = "$work/access_token"
-}
-HCL
+# The configuration the README documents, pointed at this Vault and files.
+sed -e "s|https://vault.example.com:8200|$VAULT_ADDR|" \
+  -e "s|/run/payments/vault-token|$work/app-token|" \
+  -e "s|aritma/token/payments|aritma/token/demo|" \
+  -e "s|/run/payments/access_token|$work/access_token|" \
+  "$root/terraform/examples/agent/payments.hcl" >"$work/agent.hcl"
 cat "$work/agent.hcl"
 VAULT_TOKEN= "$vault_bin" agent -config="$work/agent.hcl" >"$work/agent.log" 2>&1 &
 pids+=($!)
