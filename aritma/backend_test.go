@@ -147,6 +147,7 @@ func respError(resp *logical.Response) error {
 
 // recordedRequest is what reached the fake authorization server.
 type recordedRequest struct {
+	RemoteAddr    string
 	Method        string
 	Path          string
 	ContentType   string
@@ -189,6 +190,7 @@ func (f *fakeAuthServer) serve(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	f.mu.Lock()
 	f.requests = append(f.requests, recordedRequest{
+		RemoteAddr:    r.RemoteAddr,
 		Method:        r.Method,
 		Path:          r.URL.Path,
 		ContentType:   r.Header.Get("Content-Type"),

@@ -279,8 +279,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	creating := role == nil
-	if creating {
+	if role == nil {
 		cfg, err := getConfig(ctx, req.Storage)
 		if err != nil {
 			return nil, err
@@ -291,9 +290,8 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 			KeyActivationDelay: defaultKeyActivationDelay,
 		}
 	}
-
-	if v, ok := d.GetOk("environment"); ok {
-		role.Environment = v.(string)
+	if resp := applyRoleFields(role, d); resp != nil {
+		return resp, nil
 	}
 	env, err := getEnvironment(ctx, req.Storage, role.Environment)
 	if err != nil {
@@ -302,12 +300,38 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if env == nil {
 		return logical.ErrorResponse("environment: %q does not exist; %s", role.Environment, environmentHint), nil
 	}
+	method := role.authMethod(env)
+	if resp := role.checkAgainst(env, method); resp != nil {
+		return resp, nil
+	}
+	if resp := b.applyRoleKeys(role, method, d); resp != nil {
+		return resp, nil
+	}
 
+	if err := putRole(ctx, req.Storage, name, role); err != nil {
+		return nil, err
+	}
+	b.dropRoleSource(name)
+	if role.TokenPerLease && env.revocationEndpoint(method) == "" {
+		return &logical.Response{Warnings: []string{fmt.Sprintf("environment %q has no revocation endpoint: this role's "+
+			"tokens will not be revoked at the server when their leases are; set revocation_url or issuer on the environment",
+			role.Environment)}}, nil
+	}
+	return nil, nil
+}
+
+// applyRoleFields sets the fields given in d that need no environment to
+// check, and checks them; it answers the caller's mistakes with an error
+// response.
+func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response {
+	if v, ok := d.GetOk("environment"); ok {
+		role.Environment = v.(string)
+	}
 	if v, ok := d.GetOk("client_id"); ok {
 		role.ClientID = v.(string)
 	}
 	if err := validateClientID(role.ClientID); err != nil {
-		return logical.ErrorResponse("client_id %v", err), nil
+		return logical.ErrorResponse("client_id %v", err)
 	}
 	if v, ok := d.GetOk("client_secret"); ok {
 		role.ClientSecret = v.(string)
@@ -316,44 +340,27 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		role.AuthMethod = v.(string)
 		if role.AuthMethod != "" && !slices.Contains(authMethods, role.AuthMethod) {
 			return logical.ErrorResponse("auth_method must be one of %s (or empty for the environment's), got %q",
-				strings.Join(authMethods, ", "), role.AuthMethod), nil
-		}
-	}
-	method := role.authMethod(env)
-	if err := env.checkAuthMethod(method); err != nil {
-		return logical.ErrorResponse("auth_method: %v", err), nil
-	}
-	if usesClientSecret(method) || role.ClientSecret != "" {
-		if err := validateClientSecret(role.ClientSecret); err != nil {
-			return logical.ErrorResponse("client_secret %v", err), nil
+				strings.Join(authMethods, ", "), role.AuthMethod)
 		}
 	}
 	if resp := applyTLSClientFields(&role.TLSClient, d); resp != nil {
-		return resp, nil
-	}
-	if usesTLSClientCert(method) && !role.TLSClient.isSet() && !env.TLSClient.isSet() {
-		return logical.ErrorResponse("%s needs tls_client_cert and tls_client_key, on the role or on environment %q", method, role.Environment), nil
+		return resp
 	}
 	if v, ok := d.GetOk("key_activation_delay"); ok {
 		role.KeyActivationDelay = time.Duration(v.(int)) * time.Second
 		if err := validateDuration(role.KeyActivationDelay, 0, maxKeyActivationDelay); err != nil {
-			return logical.ErrorResponse("key_activation_delay %v", err), nil
+			return logical.ErrorResponse("key_activation_delay %v", err)
 		}
-	}
-	if resp := b.applyRoleKeys(role, method, d); resp != nil {
-		return resp, nil
 	}
 	if v, ok := d.GetOk("token_per_lease"); ok {
 		role.TokenPerLease = v.(bool)
 	}
-	var warnings []string
-	if role.TokenPerLease && env.revocationEndpoint(method) == "" {
-		warnings = append(warnings, fmt.Sprintf("environment %q has no revocation endpoint: this role's tokens will not be revoked at the server when their leases are; set revocation_url or issuer on the environment", role.Environment))
-	}
 	if v, ok := d.GetOk("scopes"); ok {
-		if role.Scopes, err = normalizeScopes(v.([]string)); err != nil {
-			return logical.ErrorResponse("scopes: %v", err), nil
+		scopes, err := normalizeScopes(v.([]string))
+		if err != nil {
+			return logical.ErrorResponse("scopes: %v", err)
 		}
+		role.Scopes = scopes
 	}
 	if v, ok := d.GetOk("audience"); ok {
 		role.Audience = strings.TrimSpace(v.(string))
@@ -361,30 +368,39 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if v, ok := d.GetOk("resource"); ok {
 		role.Resources = v.([]string)
 		if err := validateResources(role.Resources); err != nil {
-			return logical.ErrorResponse("resource: %v", err), nil
+			return logical.ErrorResponse("resource: %v", err)
 		}
 	}
 	if v, ok := d.GetOk("token_params"); ok {
 		role.TokenParams = v.(map[string]string)
 		if err := validateTokenParams(role.TokenParams); err != nil {
-			return logical.ErrorResponse("token_params %v", err), nil
+			return logical.ErrorResponse("token_params %v", err)
 		}
 	}
 	if v, ok := d.GetOk("min_remaining"); ok {
 		role.MinRemaining = time.Duration(v.(int)) * time.Second
 		if err := validateDuration(role.MinRemaining, 0, maxMinRemaining); err != nil {
-			return logical.ErrorResponse("min_remaining %v", err), nil
+			return logical.ErrorResponse("min_remaining %v", err)
 		}
 	}
+	return nil
+}
 
-	if err := putRole(ctx, req.Storage, name, role); err != nil {
-		return nil, err
+// checkAgainst checks what the role needs from its environment for method:
+// a method the server supports, and the credentials that method sends.
+func (r *roleEntry) checkAgainst(env *environmentEntry, method string) *logical.Response {
+	if err := env.checkAuthMethod(method); err != nil {
+		return logical.ErrorResponse("auth_method: %v", err)
 	}
-	b.dropRoleSource(name)
-	if len(warnings) > 0 {
-		return &logical.Response{Warnings: warnings}, nil
+	if usesClientSecret(method) || r.ClientSecret != "" {
+		if err := validateClientSecret(r.ClientSecret); err != nil {
+			return logical.ErrorResponse("client_secret %v", err)
+		}
 	}
-	return nil, nil
+	if usesTLSClientCert(method) && !r.TLSClient.isSet() && !env.TLSClient.isSet() {
+		return logical.ErrorResponse("%s needs tls_client_cert and tls_client_key, on the role or on environment %q", method, r.Environment)
+	}
+	return nil
 }
 
 // applyRoleKeys imports a private key given in d, or, for a private_key_jwt

@@ -1,10 +1,7 @@
 package aritma
 
 import (
-	"cmp"
 	"context"
-	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -99,127 +96,6 @@ func (s *tokenSource) leaseInternalData(tok *accessToken) map[string]interface{}
 		"client_id":    s.grant.auth.clientID,
 		"expires_at":   tok.expiresAt.Unix(),
 	}
-}
-
-// tokenSource returns the role's cached token source, building it from
-// storage on the role's first read after a start or a change. A missing role
-// or environment is the reader's error response.
-func (b *backend) tokenSource(ctx context.Context, s logical.Storage, name string) (*tokenSource, *logical.Response, error) {
-	src, generation := b.cachedSource(name)
-	if src != nil {
-		return src, nil, nil
-	}
-
-	role, err := getRole(ctx, s, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	if role == nil {
-		b.forgetRetiredSource(name)
-		return nil, logical.ErrorResponse("role %q does not exist", name), nil
-	}
-	env, err := getEnvironment(ctx, s, role.Environment)
-	if err != nil {
-		return nil, nil, err
-	}
-	if env == nil {
-		return nil, logical.ErrorResponse("role %q uses environment %q, which does not exist; %s",
-			name, role.Environment, environmentHint), nil
-	}
-	cfg, err := getConfig(ctx, s)
-	if err != nil {
-		return nil, nil, err
-	}
-
-	src, err = b.newTokenSource(name, role, env, cfg)
-	if err != nil {
-		return nil, logical.ErrorResponse("role %q: %v", name, err), nil
-	}
-	return b.storeSource(name, src, generation), nil, nil
-}
-
-// newTokenSource builds a role's token source with the backend's clock,
-// logger and retry settings. Roles of one environment share its cached HTTP
-// client; a role with a client certificate of its own gets a client of its
-// own.
-func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *configEntry) (*tokenSource, error) {
-	now := b.now()
-	method := role.authMethod(env)
-	if err := env.checkAuthMethod(method); err != nil {
-		return nil, err
-	}
-	tokenURL := env.tokenEndpoint(method)
-	auth := &clientAuth{
-		method:       method,
-		clientID:     role.ClientID,
-		clientSecret: role.ClientSecret,
-		audience:     cmp.Or(env.AssertionAudience, tokenURL),
-	}
-	if method == authPrivateKeyJWT {
-		if len(role.Keys) == 0 {
-			return nil, fmt.Errorf("private_key_jwt needs a key: vault write -f <mount>/roles/%s/keys/rotate", name)
-		}
-		var err error
-		if auth.keys, err = newKeySchedule(role.Keys, now); err != nil {
-			return nil, err
-		}
-	}
-
-	timeout := env.RequestTimeout
-	if timeout == 0 {
-		timeout = cfg.RequestTimeout
-	}
-	httpClient, shared := b.cachedHTTPClient(role.Environment), true
-	if role.TLSClient.isSet() || httpClient == nil {
-		certs := env.TLSClient
-		shared = !role.TLSClient.isSet()
-		if !shared {
-			certs = role.TLSClient
-		}
-		cert, err := certs.parse()
-		if err != nil {
-			return nil, err
-		}
-		if httpClient, err = newHTTPClient(env, cert, timeout); err != nil {
-			return nil, err
-		}
-	}
-
-	params := url.Values{}
-	for k, v := range role.TokenParams {
-		params.Set(k, v)
-	}
-	if role.Audience != "" {
-		params.Set("audience", role.Audience)
-	}
-	for _, r := range role.Resources {
-		params.Add("resource", r)
-	}
-	return &tokenSource{
-		role: name,
-		sharedLeaseData: map[string]interface{}{
-			"secret_type": secretAccessTokenType,
-			"role":        name,
-		},
-		environment: role.Environment,
-		grant: &grantClient{
-			tokenURL:        tokenURL,
-			revocationURL:   env.revocationEndpoint(method),
-			auth:            auth,
-			scopes:          role.Scopes,
-			params:          params,
-			httpClient:      httpClient,
-			timeout:         timeout,
-			assumedLifetime: env.AssumedTokenLifetime,
-			retryBase:       b.retryBase,
-		},
-		sharedHTTPClient: shared,
-		minRemaining:     role.MinRemaining,
-		perLease:         role.TokenPerLease,
-		settings:         grantSettings(role, env, cfg),
-		now:              b.now,
-		logger:           b.Logger(),
-	}, nil
 }
 
 const pathTokenHelpSynopsis = `Get the role's access token, leased for as long as the token lives.`

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"sync/atomic"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -14,10 +14,11 @@ import (
 
 // connectProxy is a forward proxy for https: it tunnels CONNECT requests
 // with a Proxy-Authorization header, and refuses anything else (a plain
-// http request would travel through it in clear).
-func connectProxy(t *testing.T) (*httptest.Server, *atomic.Int32) {
+// http request would travel through it in clear). tunnels holds the local
+// address of each tunnel's connection to the server.
+func connectProxy(t *testing.T) (*httptest.Server, *sync.Map) {
 	t.Helper()
-	var tunnels atomic.Int32
+	var tunnels sync.Map
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect || r.Header.Get("Proxy-Authorization") == "" {
 			http.Error(w, "CONNECT with credentials only", http.StatusBadRequest)
@@ -28,7 +29,7 @@ func connectProxy(t *testing.T) (*httptest.Server, *atomic.Int32) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		tunnels.Add(1)
+		tunnels.Store(upstream.LocalAddr().String(), true)
 		w.WriteHeader(http.StatusOK)
 		client, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -55,8 +56,11 @@ func TestProxyURL_CarriesTokenRequests(t *testing.T) {
 	})
 	e.mustWrite(t, "roles/r", map[string]interface{}{"environment": "fake", "client_id": "c", "client_secret": "s"})
 	e.readToken(t, "r")
-	if tunnels.Load() != 1 || srv.count() != 1 {
-		t.Errorf("proxied %d connections, server saw %d requests; want 1 each", tunnels.Load(), srv.count())
+	if srv.count() != 1 {
+		t.Fatalf("the server saw %d requests, want 1", srv.count())
+	}
+	if _, tunnelled := tunnels.Load(srv.request(0).RemoteAddr); !tunnelled {
+		t.Errorf("the token request came from %s, not through a proxy tunnel", srv.request(0).RemoteAddr)
 	}
 	if got := e.do(t, logical.ReadOperation, "environments/fake", nil).Data["proxy_url"]; got != "http://user:xxxxx@"+proxy.Listener.Addr().String() {
 		t.Errorf("proxy_url reads as %v, want the password hidden", got)

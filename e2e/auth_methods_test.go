@@ -422,8 +422,9 @@ func TestE2E_Proxy(t *testing.T) {
 	if !oauth.verify(t, secret.Data["access_token"].(string)).Active {
 		t.Error("the proxied token is not active")
 	}
-	if proxied.Load() != 1 {
-		t.Errorf("the proxy carried %d requests, want 1", proxied.Load())
+	// At least one tunnel: Go's transport may open a spare connection.
+	if proxied.Load() < 1 || oauth.stats(t).Grants != 1 {
+		t.Errorf("the proxy opened %d tunnels for %d grants, want the grant through a tunnel", proxied.Load(), oauth.stats(t).Grants)
 	}
 	assertNoSecrets(t, map[string]string{"client secret": client.Secret, "access token": secret.Data["access_token"].(string)},
 		append(v.logFiles(), oauth.LogPath))
