@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
+
 	"golang.org/x/oauth2"
 )
 
@@ -25,6 +27,36 @@ const (
 )
 
 var authMethods = []string{authClientSecretPost, authClientSecretBasic, authPrivateKeyJWT, authTLSClient, authSelfSignedTLS}
+
+// authMethodValues is authMethods as a field's AllowedValues, "" first when
+// the field may be left to the environment.
+func authMethodValues(orEmpty bool) []interface{} {
+	var values []interface{}
+	if orEmpty {
+		values = append(values, "")
+	}
+	for _, m := range authMethods {
+		values = append(values, m)
+	}
+	return values
+}
+
+// withTLSClientFields adds the tls_client_cert and tls_client_key fields,
+// which environments and roles share, to fields; certDescription says what
+// the certificate is for where it is set.
+func withTLSClientFields(fields map[string]*framework.FieldSchema, certDescription string) map[string]*framework.FieldSchema {
+	fields["tls_client_cert"] = &framework.FieldSchema{
+		Type:         framework.TypeString,
+		Description:  certDescription,
+		DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client certificate", EditType: "textarea"},
+	}
+	fields["tls_client_key"] = &framework.FieldSchema{
+		Type:         framework.TypeString,
+		Description:  "PEM private key of tls_client_cert. Write-only.",
+		DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client key", Sensitive: true, EditType: "textarea"},
+	}
+	return fields
+}
 
 func usesClientSecret(method string) bool {
 	return method == authClientSecretPost || method == authClientSecretBasic

@@ -84,7 +84,7 @@ func jsonAnswer(status int, body string) func(w http.ResponseWriter, r *http.Req
 	}
 }
 
-// faults is every authorization server fault of issue 5, each with the
+// faults is every authorization server fault the engine handles, each with the
 // error the reader must get.
 func faults() map[string]fault {
 	retried := 1 + maxGrantRetries

@@ -76,10 +76,9 @@ func pathConfig(b *backend) *framework.Path {
 				Default:     defaultEnvironmentName,
 			},
 			"default_min_remaining": {
-				Type: framework.TypeDurationSecond,
-				Description: "min_remaining of roles written without one: how much life a cached token must " +
-					"have left to be handed out (never less than a fifth of the token's lifetime plus a second, never more than half of it).",
-				Default: int(defaultMinRemaining.Seconds()),
+				Type:        framework.TypeDurationSecond,
+				Description: "min_remaining of roles written without one. " + minRemainingHelp,
+				Default:     int(defaultMinRemaining.Seconds()),
 			},
 			"request_timeout": {
 				Type:        framework.TypeDurationSecond,

@@ -135,7 +135,7 @@ func pathEnvironments(b *backend) []*framework.Path {
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "environment",
 			},
-			Fields: map[string]*framework.FieldSchema{
+			Fields: withTLSClientFields(map[string]*framework.FieldSchema{
 				"name": {
 					Type:        framework.TypeString,
 					Description: `Name of the environment; "production" and "development" are built in.`,
@@ -164,28 +164,11 @@ func pathEnvironments(b *backend) []*framework.Path {
 						"form body, as in Aritma's examples), client_secret_basic (HTTP Basic), private_key_jwt (a signed " +
 						"assertion, RFC 7523), tls_client_auth or self_signed_tls_client_auth (mutual TLS, RFC 8705).",
 					Default:       authClientSecretPost,
-					AllowedValues: []interface{}{authClientSecretPost, authClientSecretBasic, authPrivateKeyJWT, authTLSClient, authSelfSignedTLS},
+					AllowedValues: authMethodValues(false),
 				},
 				"assertion_audience": {
 					Type:        framework.TypeString,
-					Description: "aud claim of private_key_jwt assertions, for servers that want their issuer there. Default: the URL of the endpoint the assertion is sent to.",
-				},
-				"tls_client_cert": {
-					Type:        framework.TypeString,
-					Description: "PEM client certificate (and chain) for mutual TLS, for roles that have none of their own.",
-					DisplayAttrs: &framework.DisplayAttributes{
-						Name:     "TLS client certificate",
-						EditType: "textarea",
-					},
-				},
-				"tls_client_key": {
-					Type:        framework.TypeString,
-					Description: "PEM private key of tls_client_cert. Write-only.",
-					DisplayAttrs: &framework.DisplayAttributes{
-						Name:      "TLS client key",
-						Sensitive: true,
-						EditType:  "textarea",
-					},
+					Description: "aud claim of private_key_jwt assertions (at the token and revocation endpoints alike), for servers that want their issuer there. Default: the token endpoint.",
 				},
 				"proxy_url": {
 					Type:        framework.TypeString,
@@ -209,7 +192,7 @@ func pathEnvironments(b *backend) []*framework.Path {
 						"(RFC 6749 asks servers that omit expires_in to document a default; set it to that).",
 					Default: int(defaultAssumedTokenLifetime.Seconds()),
 				},
-			},
+			}, "PEM client certificate (and chain) for mutual TLS, for roles that have none of their own."),
 			ExistenceCheck: b.environmentExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{

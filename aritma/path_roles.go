@@ -111,7 +111,7 @@ func pathRoles(b *backend) []*framework.Path {
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "role",
 			},
-			Fields: map[string]*framework.FieldSchema{
+			Fields: withTLSClientFields(map[string]*framework.FieldSchema{
 				"name": {
 					Type:        framework.TypeString,
 					Description: "Name of the role; applications read token/<name>.",
@@ -156,7 +156,7 @@ func pathRoles(b *backend) []*framework.Path {
 					Type: framework.TypeString,
 					Description: "Client authentication, overriding the environment's: client_secret_post, client_secret_basic, " +
 						"private_key_jwt, tls_client_auth or self_signed_tls_client_auth. Empty: the environment's.",
-					AllowedValues: []interface{}{"", authClientSecretPost, authClientSecretBasic, authPrivateKeyJWT, authTLSClient, authSelfSignedTLS},
+					AllowedValues: authMethodValues(true),
 				},
 				"signing_algorithm": {
 					Type:          framework.TypeString,
@@ -168,16 +168,6 @@ func pathRoles(b *backend) []*framework.Path {
 					Description: "PEM private key (RSA 2048+ or EC P-256) to import for private_key_jwt; it becomes the current " +
 						"signing key. Write-only. Without one, a private_key_jwt role gets a key generated in Vault.",
 					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true, EditType: "textarea"},
-				},
-				"tls_client_cert": {
-					Type:         framework.TypeString,
-					Description:  "PEM client certificate (and chain) for tls_client_auth or self_signed_tls_client_auth. Default: the environment's.",
-					DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client certificate", EditType: "textarea"},
-				},
-				"tls_client_key": {
-					Type:         framework.TypeString,
-					Description:  "PEM private key of tls_client_cert. Write-only.",
-					DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client key", Sensitive: true, EditType: "textarea"},
 				},
 				"token_per_lease": {
 					Type: framework.TypeBool,
@@ -191,12 +181,10 @@ func pathRoles(b *backend) []*framework.Path {
 					Default: int(defaultKeyActivationDelay.Seconds()),
 				},
 				"min_remaining": {
-					Type: framework.TypeDurationSecond,
-					Description: "How much life a cached token must have left to be handed out; a read after that " +
-						"fetches a new one. Never less than a fifth of the token's lifetime plus a second, never more than half of it. " +
-						"Default: the config's default_min_remaining (1m).",
+					Type:        framework.TypeDurationSecond,
+					Description: minRemainingHelp + " Default: the config's default_min_remaining (1m).",
 				},
-			},
+			}, "PEM client certificate (and chain) for tls_client_auth or self_signed_tls_client_auth. Default: the environment's."),
 			ExistenceCheck: b.roleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
@@ -515,8 +503,5 @@ change only the fields given. A change to anything a token request depends
 on, and deleting the role, drops the role's cached token, so the next read
 uses the new settings; a change to its signing keys alone keeps it.
 
-min_remaining is how much life a cached token must have left to be handed
-out; it is never less than a fifth of the token's lifetime plus a second (so that Vault
-Agent, which re-reads at 85-95% of a lease, always gets a new token) and
-never more than half of it (so that the token is always shared).
+min_remaining: ` + minRemainingHelp + `
 `

@@ -116,12 +116,11 @@ capped by the mount's max_lease_ttl. A token's life counts from a second
 before its request was sent, since servers date tokens in whole seconds.
 Leases are not renewable: read again for a new token when one ends.
 
-Tokens are cached in memory and shared by all readers of a role until less
-than the role's min_remaining, or less than a fifth of the token's lifetime
-plus a second, is left (whichever comes first, but never before half of it),
-as the banks ask: "reuse the access token until it expires". Concurrent reads of a role that needs a new token make one request
-to the authorization server. Revoking a lease does not revoke the shared
-token.
+Tokens are cached in memory and shared by all readers of a role, as the
+banks ask: "reuse the access token until it expires". The role's
+min_remaining decides for how long: ` + minRemainingHelp + `
+Concurrent reads of a role that needs a new token make one request to the
+authorization server. Revoking a lease does not revoke the shared token.
 
 min_remaining on the read asks for a token with at least that much life left;
 one that the role's tokens cannot meet answers 400, after at most one grant

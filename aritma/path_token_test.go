@@ -25,7 +25,7 @@ func TestTokenRead_RoleMissing(t *testing.T) {
 	}
 }
 
-// The requests that reach the server match the seeds' curl examples:
+// The requests that reach the server match the banks' documented curl examples:
 // client_secret_post sends the credentials in the form body, client_secret_basic
 // in an Authorization header (url-encoded first, RFC 6749 section 2.3.1).
 func TestTokenRead_AuthMethodsSendExactRequest(t *testing.T) {

@@ -36,7 +36,7 @@ func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, a
 	tokenType := tok.TokenType
 	switch {
 	case tokenType == "":
-		tokenType = "Bearer" // the seeds' documented default
+		tokenType = "Bearer" // RFC 6750; what the banks document
 	case strings.EqualFold(tokenType, "bearer"):
 		tokenType = "Bearer"
 	default:

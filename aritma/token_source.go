@@ -126,6 +126,13 @@ func reuseThreshold(lifetime, minRemaining time.Duration) time.Duration {
 	return min(max(minRemaining, lifetime/5+time.Second), lifetime/2)
 }
 
+// minRemainingHelp is reuseThreshold in words, for every help text that
+// explains min_remaining.
+const minRemainingHelp = "How much life a cached token must have left to be handed out again; " +
+	"a read after that fetches a new one. Whatever is set, a token is reused while more than a fifth of its " +
+	"lifetime plus a second is left (so that Vault Agent, which re-reads at 85-95% of a lease, always gets a new " +
+	"token), and at least until half of it has passed (so that each token is shared)."
+
 // reusable reports whether a cached token may serve another reader at now.
 func (t *accessToken) reusable(now time.Time, minRemaining time.Duration) bool {
 	return t.expiresAt.Sub(now) > reuseThreshold(t.lifetime(), minRemaining)

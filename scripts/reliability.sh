@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make reliability: the long runs of issue 5 — fault and storage-fault tests,
+# make reliability: the long runs — fault and storage-fault tests,
 # longer fuzzing, the end-to-end suite with its secret scans, failover on a
 # three-node raft cluster, and a load run — then the README's reliability
 # section, regenerated from the figures they recorded.
