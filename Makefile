@@ -3,6 +3,8 @@
 #   make test   runs the unit tests, short fuzzing, and the end-to-end tests
 #               against a real Vault server, a real OAuth server, Vault Agent
 #               and OpenTofu
+# make help lists every target. A comment "## ..." after a target is its line
+# in that list.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -13,66 +15,71 @@ LDFLAGS    := -X github.com/aritma/vault-plugin-secrets-aritma/aritma.Version=$(
 OAUTH_DIR  := e2e/oauthserver
 OAUTH_DEPS := $(OAUTH_DIR)/node_modules/.package-lock.json
 
-.PHONY: build vault oauth-server demo test check unit fuzz e2e reliability fmt clean
+.PHONY: help build vault oauth-server demo test check unit fuzz e2e reliability fmt clean
 
-build:
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z0-9-]+:.*## / { printf "  make %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: ## the plugin, into bin/plugins/ (VERSION=v0.1.0)
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_DIR)/$(PLUGIN) .
 
 # The pinned Vault server, built once into a per-user cache (about 20 minutes
 # the first time).
-vault:
+vault: ## the pinned Vault server, built once into the per-user cache
 	@scripts/build-vault.sh >/dev/null
 
-oauth-server: $(OAUTH_DEPS)
+oauth-server: $(OAUTH_DEPS) ## the OAuth test server's npm packages
 
 $(OAUTH_DEPS): $(OAUTH_DIR)/package-lock.json
 	npm ci --prefix $(OAUTH_DIR) --no-audit --no-fund --loglevel=error
 
-demo: build vault oauth-server
+demo: build vault oauth-server ## watch the engine work in a real Vault, with Vault Agent
 	VAULT_BIN="$$(scripts/build-vault.sh)" scripts/demo.sh
 
-test: check unit fuzz e2e test-terraform
+test: check unit fuzz e2e test-terraform ## everything CI runs first: check, unit, fuzz, e2e, test-terraform
 
-check:
+check: ## gofmt and go vet, changing no file
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 	go vet -tags 'e2e reliability' ./e2e/...
-	cd bench && go vet -mod=mod ./...
+	cd bench && go vet -mod=readonly ./...
 
-unit:
+unit: ## the unit tests, with the race detector (one test: go test -run NAME ./aritma)
 	go test -race -count=1 ./...
 
 # Each fuzz target for a short fixed time (longer in make reliability).
 FUZZTIME ?= 5s
-fuzz:
+fuzz: ## each fuzz target for FUZZTIME (5s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 # End-to-end tests: they build the plugin themselves (two versions, for the
 # upgrade test) and start every server they use on 127.0.0.1.
-e2e: vault oauth-server
-	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' ./e2e/
+# RUN=<regexp> runs only the matching tests.
+e2e: vault oauth-server ## the end-to-end tests against a real Vault and OAuth server (RUN=regexp for some)
+	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' $(if $(RUN),-run '$(RUN)') ./e2e/
 
 # The long runs (fault tests, longer fuzzing, failover on a raft cluster, a
-# load run, secret scans); rewrites the README's reliability figures.
-reliability: vault oauth-server
+# load run, secret scans); writes docs/reliability.md (in CI, a temporary
+# copy).
+reliability: vault oauth-server ## the long runs; writes docs/reliability.md
 	scripts/reliability.sh
 
-fmt:
+fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
 
-clean:
+clean: ## remove bin/
 	rm -rf bin
 
 # OpenTofu and the Vault provider, built once into the same per-user cache as
 # Vault (about 6 and 2 minutes on two cores the first time).
-tofu:
+tofu: ## OpenTofu and the Vault provider, built once into the per-user cache
 	@scripts/build-tofu.sh >/dev/null
 	@scripts/build-terraform-provider-vault.sh >/dev/null
 
 # The Terraform/OpenTofu module and example (terraform/) applied with the real
 # OpenTofu and Vault provider to a Vault dev server and the OAuth server.
-test-terraform: vault oauth-server tofu
+test-terraform: vault oauth-server tofu ## the OpenTofu module and example, applied with the real OpenTofu
 	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" \
 	ARITMA_TOFU_BIN="$$(scripts/build-tofu.sh)" \
 	ARITMA_TF_PROVIDER_MIRROR="$$(scripts/build-terraform-provider-vault.sh)" \
@@ -84,7 +91,7 @@ test-terraform: vault oauth-server tofu
 # a real Vault against KV, the SSH engine and a ceiling probe, grants per
 # rotation, growth with the number of roles and lease growth, in under 10
 # minutes; rewrites docs/benchmarks.md. Raw results: bench/out/.
-bench: vault oauth-server
+bench: vault oauth-server ## benchmarks against the targets of docs/benchmarks.md (never in make test)
 	scripts/bench.sh
 
 .PHONY: bench

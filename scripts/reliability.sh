@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # make reliability: the long runs — fault and storage-fault tests,
 # longer fuzzing, the end-to-end suite with its secret scans, failover on a
-# three-node raft cluster, and a load run — then the README's reliability
-# section, regenerated from the figures they recorded.
+# three-node raft cluster, and a load run — then docs/reliability.md,
+# generated from the figures they recorded. In CI (CI=true) the report goes
+# to a temporary file and is printed: CI never rewrites tracked files.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-export ARITMA_FIGURES
-ARITMA_FIGURES="$(mktemp)"
-trap 'rm -f "$ARITMA_FIGURES"' EXIT
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+export ARITMA_FIGURES="$work/figures.jsonl"
 export ARITMA_VAULT_BIN="${ARITMA_VAULT_BIN:-$(scripts/build-vault.sh)}"
 
 echo "== fault and storage-fault tests"
@@ -23,5 +24,9 @@ scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' ./e2e/
 echo "== failover and load"
 E2E_TAGS='e2e reliability' scripts/e2e.sh -count=1 -timeout 15m -v -run '^TestReliability_' ./e2e/
 
-echo "== README"
-go run ./scripts/reliability-report "$ARITMA_FIGURES" README.md
+report="${RELIABILITY_REPORT:-docs/reliability.md}"
+if [[ -n "${CI:-}" && -z "${RELIABILITY_REPORT:-}" ]]; then
+  report="$work/reliability.md"
+fi
+echo "== report: $report"
+go run ./scripts/reliability-report "$ARITMA_FIGURES" "$report"
