@@ -370,13 +370,9 @@ func TestE2E_PerLeaseTokensRevokedWithLease(t *testing.T) {
 // token's leases in the background).
 func waitInactive(t *testing.T, oauth *oauthServer, token string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for oauth.introspect(t, token).Active {
-		if time.Now().After(deadline) {
-			t.Fatal("the token is still active 30s after its Vault token was revoked")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitFor(t, 30*time.Second, "the token to turn inactive after its Vault token was revoked", func() bool {
+		return !oauth.introspect(t, token).Active
+	})
 }
 
 // An environment's proxy_url carries the token requests to an https

@@ -303,17 +303,10 @@ func TestE2E_PluginReloadAndUpgrade(t *testing.T) {
 // asynchronous).
 func waitRunningVersion(t *testing.T, v *vaultServer, version string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, 30*time.Second, "the mount to run "+version, func() bool {
 		mount, err := v.Client.Sys().GetMount("aritma")
-		if err == nil && mount.RunningVersion == version {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("running version is not %s after 30s (mount %+v, err %v)", version, mount, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err == nil && mount.RunningVersion == version
+	})
 }
 
 // A wrong client secret gives the reader a clear error with the server's

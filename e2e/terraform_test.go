@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aritma/vault-plugin-secrets-aritma/internal/testservers"
 )
 
 // make test-terraform builds these (scripts/build-tofu.sh and
@@ -396,22 +398,20 @@ func runExampleAgent(t *testing.T, v *vaultServer, bank *oauthServer, appToken s
 	agent := startProcess(t, agentLog, nil, []string{"VAULT_TOKEN="}, vaultBin, "agent", "-config="+config)
 	defer agent.Stop()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if token, _ := os.ReadFile(rendered); len(token) > 0 {
-			if in := bank.verify(t, string(token)); !in.Active || in.ClientID != "payments-client" {
-				t.Errorf("Vault Agent rendered a token the bank sees as %+v, want an active token of payments-client", in)
-			}
-			if info, err := os.Stat(rendered); err == nil && info.Mode().Perm() != 0o600 {
-				t.Errorf("the rendered token file has mode %v, want 0600", info.Mode().Perm())
-			}
-			return agentLog
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Vault Agent rendered no token in 30s\n%s", tail(agentLog))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testservers.WaitFor(30*time.Second, "Vault Agent to render a token", func() bool {
+		token, _ := os.ReadFile(rendered)
+		return len(token) > 0
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, tail(agentLog))
 	}
+	token, _ := os.ReadFile(rendered)
+	if in := bank.verify(t, string(token)); !in.Active || in.ClientID != "payments-client" {
+		t.Errorf("Vault Agent rendered a token the bank sees as %+v, want an active token of payments-client", in)
+	}
+	if info, err := os.Stat(rendered); err == nil && info.Mode().Perm() != 0o600 {
+		t.Errorf("the rendered token file has mode %v, want 0600", info.Mode().Perm())
+	}
+	return agentLog
 }
 
 func writeExecutable(t *testing.T, path string, raw []byte) {
