@@ -88,9 +88,9 @@ test-terraform: vault oauth-server tofu ## the OpenTofu module and example, appl
 .PHONY: tofu test-terraform
 
 # Benchmarks (never part of make test): in-process Go benchmarks, load through
-# a real Vault against KV, the SSH engine and a ceiling probe, grants per
-# rotation, growth with the number of roles and lease growth, in under 10
-# minutes; rewrites docs/benchmarks.md. Raw results: bench/out/.
+# a real Vault against KV and a ceiling probe, grants per rotation, and growth
+# with the number of roles; rewrites docs/benchmarks.md's tables. Raw
+# results: bench/out/.
 bench: vault oauth-server ## benchmarks against the targets of docs/benchmarks.md (never in make test)
 	scripts/bench.sh
 

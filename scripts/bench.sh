@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# make bench: measures the engine and rewrites docs/benchmarks.md.
+# make bench: measures the engine against the targets of docs/benchmarks.md
+# and rewrites that file's tables.
 #
-# Builds the shipped plugin, the bench-only builds (bench/: the engine with a
-# pprof server, the ceiling probe, the load driver) and the engine's test
-# binary, then runs bench/cmd/aritmabench, which starts (and stops, by
-# process group) every server it uses on 127.0.0.1. Raw results and
-# profiles go to bench/out/. Extra arguments go to aritmabench run, e.g.
-#   scripts/bench.sh -stages a,b -quick
+# Builds the engine's test binary, the ceiling probe and the driver
+# (bench/, a module of its own), then runs bench/cmd/aritmabench, which
+# builds the plugin and its profiling build and starts (and stops, by
+# process group) every server it uses on 127.0.0.1. Raw results go to
+# bench/out/. Extra arguments go to aritmabench run, e.g.
+#   scripts/bench.sh -stages inprocess,load -quick
 # Benchmarks are never part of make test.
 set -euo pipefail
-
-# When the run started, so that the report's total includes the builds below.
-# (The very first run also builds Vault, about 20 minutes, once; make bench
-# does that before this script starts.)
-export BENCH_STARTED="${BENCH_STARTED:-$(date +%s)}"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -26,10 +22,10 @@ fi
 out="$root/bench/out"
 bin="$out/bin"
 mkdir -p "$bin"
-echo "building the plugin, the bench builds and the engine's test binary" >&2
-go build -trimpath -o "$bin/vault-plugin-secrets-aritma" .
+echo "building the engine's test binary, the probe and aritmabench" >&2
 go test -c -o "$bin/aritma.test" ./aritma
-# -mod=mod: the engine (replace ../) may have gained dependencies since bench/go.sum was written.
-(cd bench && go build -mod=mod -trimpath -o "$bin/" ./cmd/aritma-profiled ./cmd/probe ./cmd/aritmabench)
+# -mod=readonly: bench/go.sum is complete (go mod tidy in bench/ after a
+# dependency change), so a build never rewrites it.
+(cd bench && go build -mod=readonly -trimpath -o "$bin/" ./cmd/probe ./cmd/aritmabench)
 
 exec "$bin/aritmabench" run -repo "$root" -vault "$vault_bin" -bin "$bin" -out "$out" "$@"

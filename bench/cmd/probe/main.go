@@ -22,8 +22,6 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/plugin"
-
-	"github.com/aritma/vault-plugin-secrets-aritma/bench/internal/profiling"
 )
 
 const secretType = "probe"
@@ -78,9 +76,6 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 
 func main() {
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: os.Stderr, JSONFormat: true})
-	if err := profiling.Serve(); err != nil {
-		logger.Warn("no profile server", "error", err) // the plugin works without it
-	}
 	apiClientMeta := &api.PluginAPIClientMeta{}
 	flags := apiClientMeta.FlagSet()
 	if err := flags.Parse(os.Args[1:]); err != nil {

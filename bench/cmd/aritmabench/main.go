@@ -1,0 +1,210 @@
+// Command aritmabench measures the targets of docs/benchmarks.md in one run
+// and writes that file's tables from what it measured (make bench):
+//
+//	aritmabench run -repo ROOT -vault BIN -bin DIR -out DIR [-stages inprocess,load,grants,growth] [-quick]
+//	aritmabench report [-in out/results.json] [-doc ../docs/benchmarks.md]
+//
+// The machine is shared and noisy, so every comparison is a ratio of figures
+// taken in the same run, in alternating rounds. run saves the raw results
+// as JSON; report renders the tables again from saved results.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// results is everything one run measured; the tables are rendered from it
+// alone.
+type results struct {
+	Date      string             `json:"date"`
+	Machine   []string           `json:"machine"` // "key: value" lines
+	Quick     bool               `json:"quick"`
+	Seconds   float64            `json:"seconds"`
+	InProcess *inProcessResults  `json:"in_process,omitempty"`
+	Load      *loadResults       `json:"load,omitempty"`
+	Grants    []grantRun         `json:"grants,omitempty"`
+	Growth    *growthResults     `json:"growth,omitempty"`
+}
+
+// config is what run was asked to do.
+type config struct {
+	repo, vaultBin, binDir, outDir, docPath string
+	stages                                  map[string]bool
+	quick                                   bool
+}
+
+var allStages = []string{"inprocess", "load", "grants", "growth"}
+
+// stops are run, newest first, on exit or on a fatal error, so that no
+// server outlives the run.
+var stops []func()
+
+func stopAll() {
+	for len(stops) > 0 {
+		stops[len(stops)-1]()
+		stops = stops[:len(stops)-1]
+	}
+}
+
+func fatalf(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "aritmabench: "+format+"\n", args...)
+	stopAll()
+	os.Exit(1)
+}
+
+func logf(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]interface{}{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: aritmabench run|report [flags]")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "run":
+		run(os.Args[2:])
+	case "report":
+		report(os.Args[2:])
+	default:
+		fmt.Fprintf(os.Stderr, "aritmabench: unknown command %q\n", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func run(args []string) {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var c config
+	fs.StringVar(&c.repo, "repo", "..", "repository root")
+	fs.StringVar(&c.vaultBin, "vault", "", "Vault binary (scripts/build-vault.sh prints it)")
+	fs.StringVar(&c.binDir, "bin", "out/bin", "directory with aritma.test and probe (scripts/bench.sh builds them)")
+	fs.StringVar(&c.outDir, "out", "out", "directory for results.json and the servers' logs")
+	fs.StringVar(&c.docPath, "doc", "", "report to update (default <repo>/docs/benchmarks.md)")
+	stages := fs.String("stages", strings.Join(allStages, ","), "stages to run, of "+strings.Join(allStages, ","))
+	fs.BoolVar(&c.quick, "quick", false, "short runs, for trying the harness (figures not for publishing)")
+	_ = fs.Parse(args)
+	if c.vaultBin == "" {
+		fatalf("-vault is required")
+	}
+	for _, p := range []*string{&c.repo, &c.binDir, &c.outDir} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		*p = abs
+	}
+	if c.docPath == "" {
+		c.docPath = filepath.Join(c.repo, "docs", "benchmarks.md")
+	}
+	c.stages = map[string]bool{}
+	for _, s := range strings.Split(*stages, ",") {
+		if !slices.Contains(allStages, s) {
+			fatalf("unknown stage %q (stages: %s)", s, strings.Join(allStages, ","))
+		}
+		c.stages[s] = true
+	}
+	if err := os.MkdirAll(c.outDir, 0o755); err != nil {
+		fatalf("%v", err)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fatalf("interrupted")
+	}()
+
+	start := time.Now()
+	res := &results{Date: start.UTC().Format("2006-01-02 15:04 UTC"), Machine: describeMachine(c.vaultBin), Quick: c.quick}
+	if c.stages["inprocess"] {
+		res.InProcess = stageInProcess(c)
+		save(c, res)
+	}
+	if c.stages["load"] || c.stages["grants"] || c.stages["growth"] {
+		e := setup(c)
+		if c.stages["load"] {
+			res.Load = stageLoad(c, e)
+			save(c, res)
+		}
+		if c.stages["grants"] {
+			res.Grants = stageGrants(c, e)
+			save(c, res)
+		}
+		if c.stages["growth"] {
+			res.Growth = stageGrowth(c, e)
+		}
+		stopAll()
+		_ = os.RemoveAll(filepath.Join(c.outDir, "run", "vault", "plugins")) // copies of the builds
+	}
+	res.Seconds = time.Since(start).Seconds()
+	save(c, res)
+	if err := updateDoc(c.docPath, res); err != nil {
+		fatalf("writing the report: %v", err)
+	}
+	logf("done in %s; results in %s, tables in %s", time.Since(start).Round(time.Second),
+		filepath.Join(c.outDir, "results.json"), c.docPath)
+}
+
+func save(c config, res *results) {
+	raw, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(filepath.Join(c.outDir, "results.json"), raw, 0o644); err != nil {
+		fatalf("saving results: %v", err)
+	}
+}
+
+func report(args []string) {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	in := fs.String("in", "out/results.json", "results of a run")
+	doc := fs.String("doc", "../docs/benchmarks.md", "report to update")
+	_ = fs.Parse(args)
+	raw, err := os.ReadFile(*in)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	var res results
+	if err := json.Unmarshal(raw, &res); err != nil {
+		fatalf("%s: %v", *in, err)
+	}
+	if err := updateDoc(*doc, &res); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+// describeMachine is the machine table's rows, from /proc and the tools.
+func describeMachine(vaultBin string) []string {
+	rows := []string{fmt.Sprintf("cores: %d", runtime.NumCPU())}
+	grep := func(file, prefix string) string {
+		raw, _ := os.ReadFile(file)
+		for _, line := range strings.Split(string(raw), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == prefix {
+				return strings.TrimSpace(v)
+			}
+		}
+		return "?"
+	}
+	rows = append(rows, "CPU: "+grep("/proc/cpuinfo", "model name"), "memory: "+grep("/proc/meminfo", "MemTotal"))
+	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rows = append(rows, "load average when the run started: "+strings.Join(strings.Fields(string(raw))[:3], " "))
+	}
+	out, _ := exec.Command(vaultBin, "version").Output()
+	vault, _, _ := strings.Cut(strings.TrimSpace(string(out)), ",") // "Vault v1.21.1, built ..."
+	return append(rows, "Vault: "+vault, "Go: "+runtime.Version())
+}

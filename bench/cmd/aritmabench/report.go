@@ -1,0 +1,350 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+)
+
+// updateDoc replaces the generated blocks of the report at path with
+// tables rendered from res; everything outside the markers is written by
+// hand and kept as it is.
+func updateDoc(path string, res *results) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	doc := string(raw)
+	for _, b := range []struct{ name, body string }{
+		{"run", runBlock(res)},
+		{"targets", targetsBlock(res)},
+		{"inprocess", inProcessBlock(res.InProcess)},
+		{"load", loadBlock(res.Load)},
+		{"grants", grantsBlock(res.Grants)},
+		{"growth", growthBlock(res.Growth)},
+	} {
+		if doc, err = replaceBlock(doc, b.name, b.body); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return os.WriteFile(path, []byte(doc), 0o644)
+}
+
+// replaceBlock puts body between the markers <!-- bench:NAME:start --> and
+// <!-- bench:NAME:end -->, which must each be in doc once, in that order.
+func replaceBlock(doc, name, body string) (string, error) {
+	start, end := "<!-- bench:"+name+":start -->", "<!-- bench:"+name+":end -->"
+	i, j := strings.Index(doc, start), strings.Index(doc, end)
+	if i < 0 || j < i || strings.Count(doc, start) != 1 || strings.Count(doc, end) != 1 {
+		return "", fmt.Errorf("want one %s and then one %s", start, end)
+	}
+	return doc[:i+len(start)] + "\n" + strings.TrimRight(body, "\n") + "\n" + doc[j:], nil
+}
+
+const notMeasured = "_Not measured in this run._"
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "n/a"
+	}
+	return fmt.Sprintf("×%.2f", x)
+}
+
+// fmtInt writes n with thousands separators.
+func fmtInt(n float64) string {
+	if math.IsNaN(n) {
+		return "n/a"
+	}
+	s := fmt.Sprintf("%.0f", math.Abs(n))
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if n <= -0.5 {
+		s = "-" + s
+	}
+	return s
+}
+
+// fmtCI is a median with its 95% confidence interval, when finite.
+func fmtCI(xs []float64, f func(float64) string) string {
+	s := summarize(xs)
+	if math.IsInf(s.Lo, 0) || math.IsInf(s.Hi, 0) || math.IsNaN(s.Lo) {
+		return f(s.Center)
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(s.Center), f(s.Lo), f(s.Hi))
+}
+
+func runBlock(res *results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured on %s, in a run of `aritmabench` that took %s", res.Date, fmtSeconds(res.Seconds))
+	if res.Quick {
+		b.WriteString(" **with `-quick`: short runs, figures for trying the harness only**")
+	}
+	b.WriteString(".\n\n| machine | |\n|---|---|\n")
+	for _, m := range res.Machine {
+		k, v, _ := strings.Cut(m, ": ")
+		fmt.Fprintf(&b, "| %s | %s |\n", k, v)
+	}
+	return b.String()
+}
+
+func fmtSeconds(s float64) string {
+	return fmt.Sprintf("%dm%02ds", int(s)/60, int(s)%60)
+}
+
+// targetRow is one target as printed, with the verdict computed against
+// exactly what its first column states.
+type targetRow struct{ target, measured, verdict string }
+
+func targetRows(res *results) []targetRow {
+	var rows []targetRow
+	add := func(target, measured string, ok bool) { rows = append(rows, targetRow{target, measured, verdict(ok)}) }
+	skip := func(target string) { rows = append(rows, targetRow{target, notMeasured, ""}) }
+
+	const (
+		tFloor  = "cache hit within 2× of the framework's floor (in process: `TokenRead_CacheHit` ÷ `Floor_ConfigRead`, median ns/op)"
+		tAllocs = "the engine's own allocations on a cache hit under 10 (in process: `TokenRead_CacheHitHandler`, the engine's read callback without the framework's routing)"
+		tOne    = "one grant for concurrent readers (in process: 64 and 1024 readers at an expired token, grants/op in every sample)"
+	)
+	if ip := res.InProcess; ip != nil {
+		ratio := ip.median(bHit, "ns/op") / ip.median(bFloor, "ns/op")
+		add(tFloor, fmtRatio(ratio), ratio <= 2)
+		allocs := ip.median(bHandler, "allocs/op")
+		add(tAllocs, fmt.Sprintf("%.0f allocs/op", allocs), allocs < 10)
+		ok, parts := true, []string{}
+		for _, n := range []string{"64", "1024"} {
+			g := ip.Samples[bCoalesced+"/readers="+n]["grants/op"]
+			lo, hi := minMax(g)
+			ok = ok && len(g) > 0 && lo == 1 && hi == 1
+			parts = append(parts, fmt.Sprintf("%s readers: %.2f–%.2f in %d samples", n, lo, hi, len(g)))
+		}
+		add(tOne, strings.Join(parts, "; "), ok)
+	} else {
+		skip(tFloor)
+		skip(tAllocs)
+		skip(tOne)
+	}
+
+	const tProbe = "token reads ≥ 0.9× the ceiling probe's reads/s (through Vault, 16 clients, median of per-round ratios)"
+	if l := res.Load; l != nil {
+		xs := roundRatios(l.Runs, 16, "aritma", "probe")
+		add(tProbe, fmtCI(xs, fmtRatio), summarize(xs).Center >= 0.9)
+	} else {
+		skip(tProbe)
+	}
+
+	const tGrants = "exactly one grant per rotation (real OAuth server, short-lived tokens, every reader count; at least two rotations seen)"
+	if len(res.Grants) > 0 {
+		ok, parts := true, []string{}
+		for _, g := range res.Grants {
+			ok = ok && g.Non2xx == 0 && g.Tokens >= 2 && g.Grants == g.Tokens
+			parts = append(parts, fmt.Sprintf("%d reader%s: %d grants for %d tokens", g.Readers, plural(g.Readers), g.Grants, g.Tokens))
+		}
+		add(tGrants, strings.Join(parts, "; "), ok)
+	} else {
+		skip(tGrants)
+	}
+
+	if g := res.Growth; g != nil && len(g.Levels) > 1 {
+		first, last := g.Levels[0], g.Levels[len(g.Levels)-1]
+		a, z := growthVsKV(g, first), growthVsKV(g, last)
+		add(fmt.Sprintf("read latency flat from %s to %s roles: token reads/s as a ratio to KV's at %s roles ≥ 0.85× that at %s",
+			fmtInt(float64(first.Roles)), fmtInt(float64(last.Roles)), fmtInt(float64(last.Roles)), fmtInt(float64(first.Roles))),
+			fmt.Sprintf("%s at %s roles, %s at %s: %s", fmtRatio(a), fmtInt(float64(first.Roles)), fmtRatio(z), fmtInt(float64(last.Roles)), fmtRatio(z/a)),
+			z/a >= 0.85)
+		rss, heap := perRole(g)
+		rows = append(rows, targetRow{"memory per cached role reported", fmt.Sprintf("%s bytes of RSS, %s bytes of Go heap", fmtInt(rss), fmtInt(heap)), "reported"})
+	} else {
+		skip("read latency flat in the number of roles")
+		skip("memory per cached role reported")
+	}
+	return rows
+}
+
+func targetsBlock(res *results) string {
+	var b strings.Builder
+	b.WriteString("| target | this run | |\n|---|---|---|\n")
+	for _, r := range targetRows(res) {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.target, r.measured, r.verdict)
+	}
+	return b.String()
+}
+
+func minMax(xs []float64) (lo, hi float64) {
+	if len(xs) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	lo, hi = xs[0], xs[0]
+	for _, x := range xs {
+		lo, hi = math.Min(lo, x), math.Max(hi, x)
+	}
+	return lo, hi
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// roundRatios are name's reads/s over base's, round by round, over the
+// rounds at conc clients in which both were counted.
+func roundRatios(runs []roundResult, conc int, name, base string) []float64 {
+	byRound := map[int]map[string]roundResult{}
+	for _, r := range runs {
+		if r.Conc == conc && r.counted() {
+			if byRound[r.Round] == nil {
+				byRound[r.Round] = map[string]roundResult{}
+			}
+			byRound[r.Round][r.Target] = r
+		}
+	}
+	rounds := []int{}
+	for round := range byRound {
+		rounds = append(rounds, round)
+	}
+	sort.Ints(rounds)
+	var xs []float64
+	for _, round := range rounds {
+		a, okA := byRound[round][name]
+		b, okB := byRound[round][base]
+		if okA && okB && b.ReadsPerSec > 0 {
+			xs = append(xs, a.ReadsPerSec/b.ReadsPerSec)
+		}
+	}
+	return xs
+}
+
+// field collects one figure of name's counted rounds at conc clients.
+func field(runs []roundResult, conc int, name string, f func(roundResult) float64) (xs []float64, dropped int) {
+	for _, r := range runs {
+		if r.Conc == conc && r.Target == name {
+			if !r.counted() {
+				dropped++
+				continue
+			}
+			xs = append(xs, f(r))
+		}
+	}
+	return xs, dropped
+}
+
+func rate(r roundResult) float64 { return r.ReadsPerSec }
+func p50(r roundResult) float64  { return r.P50Ms }
+func p99(r roundResult) float64  { return r.P99Ms }
+
+func med(xs []float64) float64 { return summarize(xs).Center }
+
+func growthVsKV(g *growthResults, l growthLevel) float64 {
+	return summarize(roundRatios(l.Runs, g.Conc, "token", "kv")).Center
+}
+
+// perRole is the memory each cached role adds, from the first level to
+// the last.
+func perRole(g *growthResults) (rss, heap float64) {
+	first, last := g.Levels[0], g.Levels[len(g.Levels)-1]
+	n := float64(last.Roles - first.Roles)
+	return float64(last.RSS-first.RSS) / n, float64(last.Heap-first.Heap) / n
+}
+
+var benchWhat = map[string]string{
+	bFloor:                       "framework floor: read `config`",
+	bHit:                         "read `token/r`, token cached",
+	bHandler:                     "the engine's read callback alone (no routing)",
+	bCoalesced + "/readers=64":   "64 readers arrive at an expired token (one op: all answered)",
+	bCoalesced + "/readers=1024": "1024 readers arrive at an expired token",
+}
+
+func inProcessBlock(ip *inProcessResults) string {
+	if ip == nil {
+		return notMeasured
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d rounds of `-count %d -benchtime %s` for the first three, `-count %d -benchtime %s` for the coalesced readers.\n\n",
+		ip.Rounds, ip.Count, ip.BenchTime, ip.CoalescedCount, ip.CoalescedTime)
+	b.WriteString("| benchmark | what | ns/op (95% CI) | B/op | allocs/op | grants/op | samples |\n|---|---|---:|---:|---:|---:|---:|\n")
+	for _, name := range []string{bFloor, bHit, bHandler, bCoalesced + "/readers=64", bCoalesced + "/readers=1024"} {
+		s := ip.Samples[name]
+		grants := ""
+		if g, ok := s["grants/op"]; ok {
+			grants = fmt.Sprintf("%.2f", summarize(g).Center)
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %d |\n", name, benchWhat[name], fmtCI(s["ns/op"], fmtInt),
+			fmtInt(ip.median(name, "B/op")), fmtInt(ip.median(name, "allocs/op")), grants, len(s["ns/op"]))
+	}
+	return b.String()
+}
+
+func loadBlock(l *loadResults) string {
+	if l == nil {
+		return notMeasured
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d rounds of %.1fs per target and client count; access tokens of %d bytes.\n\n", l.Rounds, l.RoundSecs, l.TokenBytes)
+	for _, conc := range l.Conc {
+		fmt.Fprintf(&b, "**%d concurrent client%s**\n\n", conc, plural(conc))
+		b.WriteString("| target | reads/s | × KV | × probe (95% CI) | p50 ms | p99 ms | rounds counted |\n|---|---:|---:|---:|---:|---:|---|\n")
+		for _, t := range loadTargets {
+			rates, dropped := field(l.Runs, conc, t.name, rate)
+			p50s, _ := field(l.Runs, conc, t.name, p50)
+			p99s, _ := field(l.Runs, conc, t.name, p99)
+			counted := fmt.Sprintf("%d", len(rates))
+			if dropped > 0 {
+				counted += fmt.Sprintf(" (%d with errors)", dropped)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %.2f | %s |\n", t.name, fmtInt(med(rates)),
+				fmtRatio(summarize(roundRatios(l.Runs, conc, t.name, "kv")).Center),
+				fmtCI(roundRatios(l.Runs, conc, t.name, "probe"), fmtRatio), med(p50s), med(p99s), counted)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func grantsBlock(runs []grantRun) string {
+	if len(runs) == 0 {
+		return notMeasured
+	}
+	var b strings.Builder
+	b.WriteString("| readers | token life | seconds | reads | not 2xx | tokens seen | grants | grants per rotation |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, g := range runs {
+		fmt.Fprintf(&b, "| %d | %d s | %.1f | %s | %d | %d | %d | %.2f |\n", g.Readers, g.TokenTTL, g.Seconds, fmtInt(float64(g.Reads)),
+			g.Non2xx, g.Tokens, g.Grants, float64(g.Grants)/math.Max(1, float64(g.Tokens)))
+	}
+	for _, g := range runs {
+		if g.FirstError != "" {
+			fmt.Fprintf(&b, "\n%d readers, first error: `%s`\n", g.Readers, strings.ReplaceAll(g.FirstError, "`", "'"))
+		}
+	}
+	return b.String()
+}
+
+func growthBlock(g *growthResults) string {
+	if g == nil || len(g.Levels) < 2 {
+		return notMeasured
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d clients, %d rounds of %.1fs per level.\n\n", g.Conc, g.Rounds, g.RoundSecs)
+	b.WriteString("| roles | plugin RSS | Go heap | token reads/s | × KV | p50 ms | p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, l := range g.Levels {
+		rates, _ := field(l.Runs, g.Conc, "token", rate)
+		p50s, _ := field(l.Runs, g.Conc, "token", p50)
+		p99s, _ := field(l.Runs, g.Conc, "token", p99)
+		fmt.Fprintf(&b, "| %s | %.1f MiB | %.1f MiB | %s | %s | %.2f | %.2f |\n", fmtInt(float64(l.Roles)), mib(l.RSS), mib(l.Heap),
+			fmtInt(med(rates)), fmtRatio(growthVsKV(g, l)), med(p50s), med(p99s))
+	}
+	rss, heap := perRole(g)
+	fmt.Fprintf(&b, "\nMemory per cached role, from %s to %s roles: **%s bytes of RSS, %s bytes of Go heap**.\n",
+		fmtInt(float64(g.Levels[0].Roles)), fmtInt(float64(g.Levels[len(g.Levels)-1].Roles)), fmtInt(rss), fmtInt(heap))
+	return b.String()
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// loadResults is the load stage: reads per second through Vault.
+type loadResults struct {
+	Conc       []int         `json:"conc"`
+	Rounds     int           `json:"rounds"`
+	RoundSecs  float64       `json:"round_secs"`
+	TokenBytes int           `json:"token_bytes"`
+	Runs       []roundResult `json:"runs"`
+}
+
+// loadTargets are the load stage's reads, in the report's order.
+var loadTargets = []struct{ name, path string }{
+	{"kv", "kv/r"}, {"probe", "probe/token/r"}, {"aritma", "aritma/token/r"},
+}
+
+func stageLoad(c config, e *env) *loadResults {
+	r := &loadResults{Conc: []int{1, 16, 64}, Rounds: 6, RoundSecs: 1, TokenBytes: e.tokenBytes}
+	if c.quick {
+		r.Conc, r.Rounds, r.RoundSecs = []int{1, 16}, 2, 0.5
+	}
+	dur := seconds(r.RoundSecs)
+	for _, conc := range r.Conc {
+		logf("load: %d clients, %d rounds of %s per target", conc, r.Rounds, dur)
+		for _, t := range loadTargets {
+			e.runLoad(t.name, []string{t.path}, conc, dur/4, nil) // warm-up, not counted
+		}
+		e.revoke("probe/token/", "aritma/token/")
+		for round := range r.Rounds {
+			for i := range loadTargets {
+				t := loadTargets[(i+round)%len(loadTargets)] // a different target first each round
+				rr := e.runLoad(t.name, []string{t.path}, conc, dur, nil)
+				rr.Round = round
+				if !rr.counted() {
+					logf("  round %d %s: %d of %d answers not 2xx (first: %s)", round, t.name, rr.Non2xx, rr.Requests, rr.FirstError)
+				}
+				r.Runs = append(r.Runs, rr)
+			}
+			e.revoke("probe/token/", "aritma/token/")
+		}
+		logf("  aritma: ×%.2f of the probe's reads/s", summarize(roundRatios(r.Runs, conc, "aritma", "probe")).Center)
+	}
+	return r
+}
+
+// grantRun is one run of the grants stage: readers of one role whose
+// tokens live TokenTTL seconds, and what the OAuth server saw meanwhile.
+type grantRun struct {
+	Readers    int     `json:"readers"`
+	TokenTTL   int     `json:"token_ttl"`
+	Reads      int     `json:"reads"`
+	Non2xx     int     `json:"non_2xx"`
+	FirstError string  `json:"first_error,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	Tokens     int     `json:"tokens"` // distinct access tokens in the answers: the rotations the readers saw
+	Grants     int     `json:"grants"` // tokens the OAuth server issued to the role's client
+}
+
+func stageGrants(c config, e *env) []grantRun {
+	secs := 15.0
+	if c.quick {
+		secs = 7
+	}
+	var runs []grantRun
+	for i, n := range grantReaders {
+		cl, role := e.short.Clients[i], fmt.Sprintf("grants-%d", n)
+		// min_remaining 0 leaves the engine's floor, so that 6 s tokens rotate
+		// every few seconds, as hour-long ones do every ~48 minutes.
+		e.writeRole("aritma", role, "short", cl, map[string]interface{}{"min_remaining": "0"})
+		logf("grants: %d readers of %s for %.0fs (tokens live %ds)", n, role, secs, shortTTL)
+		before, err := e.short.Stats()
+		if err != nil {
+			fatalf("OAuth stats: %v", err)
+		}
+		tokens := map[string]bool{}
+		r := e.runLoad(role, []string{"aritma/token/" + role}, n, seconds(secs), tokens)
+		after, err := e.short.Stats()
+		if err != nil {
+			fatalf("OAuth stats: %v", err)
+		}
+		run := grantRun{Readers: n, TokenTTL: shortTTL, Reads: r.Requests - r.Non2xx, Non2xx: r.Non2xx, FirstError: r.FirstError,
+			Seconds: r.Seconds, Tokens: len(tokens), Grants: after.ByClient[cl.ID] - before.ByClient[cl.ID]}
+		logf("  %d reads (%d not 2xx), %d tokens seen, %d grants", run.Reads, run.Non2xx, run.Tokens, run.Grants)
+		runs = append(runs, run)
+		e.revoke("aritma/token/" + role + "/")
+	}
+	return runs
+}
+
+// growthResults is the growth stage: the profiling build's memory and read
+// rate as the number of roles, each with a cached token, grows.
+type growthResults struct {
+	Conc      int           `json:"conc"`
+	Rounds    int           `json:"rounds"`
+	RoundSecs float64       `json:"round_secs"`
+	Levels    []growthLevel `json:"levels"`
+}
+
+type growthLevel struct {
+	Roles int           `json:"roles"`
+	RSS   int64         `json:"rss"`        // the plugin process's VmRSS after a forced collection
+	Heap  int64         `json:"heap_inuse"` // the Go heap in use after it
+	Runs  []roundResult `json:"runs"`       // "token" (a random role each read) and "kv"
+}
+
+func stageGrowth(c config, e *env) *growthResults {
+	r := &growthResults{Conc: 16, Rounds: 4, RoundSecs: 1.5}
+	levels := []int{10, 1000, 10000}
+	if c.quick {
+		r.Rounds, r.RoundSecs, levels = 2, 0.5, []int{10, 100, 1000}
+	}
+	e.mount("growth", profiledPlugin, nil)
+	e.write("growth/environments/bank", map[string]interface{}{"token_url": e.long.TokenEndpoint})
+	var paths []string
+	for _, n := range levels {
+		logf("growth: %d roles", n)
+		var names []string
+		for i := len(paths); i < n; i++ {
+			names = append(names, fmt.Sprintf("g%05d", i))
+		}
+		parallel(names, func(name string) error {
+			_, err := e.v.Client.Logical().Write("growth/roles/"+name, map[string]interface{}{
+				"environment": "bank", "client_id": e.long.Clients[0].ID, "client_secret": e.long.Clients[0].Secret, "scopes": "api",
+			})
+			return err
+		})
+		parallel(names, func(name string) error { // a grant each: every role has a cached token
+			_, err := e.v.Client.Logical().Read("growth/token/" + name)
+			return err
+		})
+		for _, name := range names {
+			paths = append(paths, "growth/token/"+name)
+		}
+		e.revoke("growth/token/")
+		lvl := growthLevel{Roles: n}
+		lvl.RSS, lvl.Heap = e.memory()
+		targets := []struct {
+			name  string
+			paths []string
+		}{{"kv", []string{"kv/r"}}, {"token", paths}}
+		for round := range r.Rounds {
+			for i := range targets {
+				t := targets[(i+round)%len(targets)]
+				rr := e.runLoad(t.name, t.paths, r.Conc, seconds(r.RoundSecs), nil)
+				rr.Round = round
+				lvl.Runs = append(lvl.Runs, rr)
+			}
+			e.revoke("growth/token/")
+		}
+		logf("  RSS %.1f MiB, heap %.1f MiB; token reads ×%.2f of KV's", mib(lvl.RSS), mib(lvl.Heap),
+			summarize(roundRatios(lvl.Runs, r.Conc, "token", "kv")).Center)
+		r.Levels = append(r.Levels, lvl)
+	}
+	return r
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// memory asks the profiling build for a forced collection (which also
+// hands freed memory back to the OS) and reads its heap and RSS after it.
+func (e *env) memory() (rss, heap int64) {
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", e.gcSocket)
+	}}}
+	resp, err := client.Get("http://plugin/debug/gc")
+	if err != nil {
+		fatalf("growth: /debug/gc: %v", err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		HeapInuse int64 `json:"heap_inuse"`
+		Pid       int   `json:"pid"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		fatalf("growth: /debug/gc: %v", err)
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.Pid))
+	if err != nil {
+		fatalf("growth: %v", err)
+	}
+	defer f.Close()
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return kb * 1024, m.HeapInuse
+		}
+	}
+	fatalf("growth: no VmRSS for pid %d", m.Pid)
+	return 0, 0
+}
+
+// parallel runs fn over items with 16 workers and stops the run on an error.
+func parallel(items []string, fn func(string) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(items))
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(items); i = int(next.Add(1)) - 1 {
+				if err := fn(items[i]); err != nil {
+					errs <- fmt.Errorf("%s: %w", items[i], err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		fatalf("growth: %v", err)
+	}
+}
