@@ -29,14 +29,14 @@ import (
 // results is everything one run measured; the tables are rendered from it
 // alone.
 type results struct {
-	Date      string             `json:"date"`
-	Machine   []string           `json:"machine"` // "key: value" lines
-	Quick     bool               `json:"quick"`
-	Seconds   float64            `json:"seconds"`
-	InProcess *inProcessResults  `json:"in_process,omitempty"`
-	Load      *loadResults       `json:"load,omitempty"`
-	Grants    []grantRun         `json:"grants,omitempty"`
-	Growth    *growthResults     `json:"growth,omitempty"`
+	Date      string            `json:"date"`
+	Machine   []string          `json:"machine"` // "key: value" lines
+	Quick     bool              `json:"quick"`
+	Seconds   float64           `json:"seconds"`
+	InProcess *inProcessResults `json:"in_process,omitempty"`
+	Load      *loadResults      `json:"load,omitempty"`
+	Grants    []grantRun        `json:"grants,omitempty"`
+	Growth    *growthResults    `json:"growth,omitempty"`
 }
 
 // config is what run was asked to do.
