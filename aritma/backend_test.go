@@ -3,7 +3,12 @@ package aritma
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aritma/vault-plugin-secrets-aritma/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -369,12 +375,20 @@ func TestInvalidate_DropsCachedTokensWhoseSettingsChanged(t *testing.T) {
 }
 
 // Secrets never appear in logs (Trace level included), in reads other than
-// token/, or in errors. The run covers success, reuse, an upstream error that
-// echoes the secret, and every read path.
+// token/, or in errors, in any encoding. The run covers success, reuse, an
+// upstream error that echoes the secret, every read path, and a role with an
+// imported private key and a TLS client key, so that the scan knows the keys.
 func TestSecretHygiene_NoSecretOutsideTokenPath(t *testing.T) {
 	e := newTestEnv(t)
 	srv := newFakeAuthServer(t)
 	e.setupRole(t, srv, "app", nil)
+	signingKey := testECKeyPEM(t)
+	tlsCert, tlsKey := tlsClientPair(t, "hygiene-client")
+	e.mustWrite(t, "roles/keyed", map[string]interface{}{
+		"environment": "fake", "client_id": "keyed", "auth_method": "private_key_jwt", "private_key": signingKey,
+		"tls_client_cert": tlsCert, "tls_client_key": tlsKey,
+	})
+	e.readToken(t, "keyed")
 
 	tokenResp := e.readToken(t, "app")
 	accessToken := tokenResp.Data["access_token"].(string)
@@ -390,7 +404,7 @@ func TestSecretHygiene_NoSecretOutsideTokenPath(t *testing.T) {
 			outputs = append(outputs, string(b))
 		}
 	}
-	for _, path := range []string{"roles/app", "environments/fake", "config"} {
+	for _, path := range []string{"roles/app", "roles/keyed", "roles/keyed/jwks", "environments/fake", "config"} {
 		record(e.request(logical.ReadOperation, path, nil))
 	}
 	for _, path := range []string{"roles/", "environments/"} {
@@ -419,16 +433,36 @@ func TestSecretHygiene_NoSecretOutsideTokenPath(t *testing.T) {
 	if !strings.Contains(logs, "token issued") || !strings.Contains(logs, "token request failed") {
 		t.Fatalf("the captured log does not cover the run; got:\n%s", logs)
 	}
-	for what, secret := range map[string]string{"client secret": testClientSecret, "access token": accessToken} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the %s appears in the log", what)
-		}
-		for _, out := range outputs {
-			if strings.Contains(out, secret) {
-				t.Errorf("the %s appears in a response or error: %s", what, out)
+	for what, secret := range map[string]string{
+		"client secret": testClientSecret, "access token": accessToken,
+		"imported signing key": signingKey, "TLS client key": tlsKey,
+	} {
+		for _, form := range testservers.SecretForms(secret) {
+			if strings.Contains(logs, form) {
+				t.Errorf("the %s appears in the log", what)
+			}
+			for _, out := range outputs {
+				if strings.Contains(out, form) {
+					t.Errorf("the %s appears in a response or error", what)
+				}
 			}
 		}
 	}
+}
+
+// testECKeyPEM is a new P-256 key, PKCS #8 PEM, for a test that must know
+// the key it imports.
+func testECKeyPEM(t testing.TB) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // The generated OpenAPI document names every operation well, for clients

@@ -87,8 +87,9 @@ func randomToken(prefix string) string {
 var secretsMu sync.Mutex
 
 // noteSecret appends a secret the tests used (client secret, private key
-// line, access token) to ARITMA_SECRETS_FILE, which scripts/e2e.sh scans the
-// test output for and then deletes.
+// line, access token), in each of its forms (testservers.SecretForms), to
+// ARITMA_SECRETS_FILE, which scripts/e2e.sh scans the test output for and
+// then deletes.
 func noteSecret(secret string) {
 	path := os.Getenv("ARITMA_SECRETS_FILE")
 	if path == "" || secret == "" {
@@ -101,7 +102,9 @@ func noteSecret(secret string) {
 		return
 	}
 	defer f.Close()
-	_, _ = f.WriteString(secret + "\n")
+	for _, form := range testservers.SecretForms(secret) {
+		_, _ = f.WriteString(form + "\n")
+	}
 }
 
 // recordFigure logs a figure and records it for the README's reliability
@@ -380,7 +383,8 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// assertNoSecrets fails if any secret appears in any of the files or texts.
+// assertNoSecrets fails if any secret appears in any of the files or texts,
+// as is or encoded (testservers.SecretForms).
 func assertNoSecrets(t *testing.T, secrets map[string]string, files []string, texts ...string) {
 	t.Helper()
 	scanned, found := 0, 0
@@ -404,10 +408,21 @@ func assertNoSecrets(t *testing.T, secrets map[string]string, files []string, te
 	}
 	for what, secret := range secrets {
 		for _, text := range texts {
-			if strings.Contains(text, secret) {
-				found++
-				t.Errorf("the %s appears in clear in the output scanned", what)
+			for _, form := range testservers.SecretForms(secret) {
+				if strings.Contains(text, form) {
+					found++
+					t.Errorf("the %s appears in the output scanned (as %s)", what, describeForm(secret, form))
+					break
+				}
 			}
 		}
 	}
+}
+
+// describeForm names a form of secret without showing it.
+func describeForm(secret, form string) string {
+	if form == secret {
+		return "is"
+	}
+	return "an encoding of it"
 }

@@ -1,7 +1,10 @@
 package testservers
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +71,35 @@ func TestWaitFor_NamesWhatItWaitedFor(t *testing.T) {
 	err := WaitFor(200*time.Millisecond, "the moon", func() bool { return false })
 	if err == nil || err.Error() != "gave up waiting 200ms for the moon" {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// Each form of a secret is found in text that carries it that way.
+func TestSecretForms_FindEncodedSecrets(t *testing.T) {
+	secret := "s3cret/+=&\"é-7f1c9e2a"
+	pem := "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
+	jsonPEM, _ := json.Marshal(map[string]string{"key": pem})
+	for name, tc := range map[string]struct{ secret, text string }{
+		"plain":              {secret, "error: bad secret " + secret},
+		"form body":          {secret, "client_id=c&client_secret=" + url.QueryEscape(secret)},
+		"JSON-escaped PEM":   {pem, string(jsonPEM)},
+		"Basic header":       {secret, "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("client:"+secret))},
+		"Basic, other align": {secret, "Basic " + base64.StdEncoding.EncodeToString([]byte("cl:"+secret))},
+		"base64url":          {secret, base64.URLEncoding.EncodeToString([]byte("x" + secret + "yz"))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			found := false
+			for _, form := range SecretForms(tc.secret) {
+				found = found || strings.Contains(tc.text, form)
+			}
+			if !found {
+				t.Errorf("no form of the secret found in %q", tc.text)
+			}
+		})
+	}
+	for _, form := range SecretForms(secret) {
+		if strings.Contains("Authorization: Basic "+base64.StdEncoding.EncodeToString([]byte("client:other-secret-value")), form) {
+			t.Errorf("form %q matches a header without the secret", form)
+		}
 	}
 }

@@ -58,7 +58,7 @@ var sections = []struct {
 		{"hygiene_bytes_scanned", "bytes of logs scanned"},
 		{"hygiene_secrets_found", "secrets found in logs"},
 		{"test_output_bytes_scanned", "bytes of test output scanned"},
-		{"secrets_looked_for", "secrets looked for in the test output"},
+		{"secrets_looked_for", "forms of secrets looked for in the test output (plain, URL-encoded, JSON-escaped, base64)"},
 		{"test_output_secrets_found", "secrets found in the test output"},
 	}},
 	{"Storage faults (`aritma/storage_faults_test.go`)", [][2]string{
