@@ -238,6 +238,7 @@ func roundTenth(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
 // when it ends, and prints the nodes' logs if it failed.
 func startRaftCluster(t *testing.T, size int) *testservers.RaftCluster {
 	t.Helper()
+	requireVault(t)
 	c, err := testservers.StartRaftCluster(vaultBin, t.TempDir(), size)
 	if c != nil {
 		t.Cleanup(c.Stop)

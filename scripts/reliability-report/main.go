@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"time"
@@ -76,7 +77,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	report := header + render(figures, time.Now())
+	report := header + render(figures, time.Now(), commit(), os.Getenv("RELIABILITY_TRY"))
 	if err := os.WriteFile(os.Args[2], []byte(report), 0o644); err != nil {
 		fail(err)
 	}
@@ -111,10 +112,29 @@ func readFigures(path string) (map[string]interface{}, error) {
 	return figures, scanner.Err()
 }
 
-func render(figures map[string]interface{}, at time.Time) string {
+// commit names the checkout the figures were measured on: the commit, and
+// "with uncommitted changes" when tracked files differ from it.
+func commit() string {
+	rev, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "an unknown commit"
+	}
+	name := "commit " + strings.TrimSpace(string(rev))
+	if exec.Command("git", "diff", "--quiet", "HEAD").Run() != nil {
+		name += " with uncommitted changes"
+	}
+	return name
+}
+
+// render writes the table. try is which attempt of make reliability this
+// was (CI tries a failed run once more); empty means the first.
+func render(figures map[string]interface{}, at time.Time, commit, try string) string {
+	if try == "" {
+		try = "1"
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "From the `make reliability` run of %s, on %s/%s with %d cores.\n\n",
-		at.UTC().Format("2006-01-02 15:04 UTC"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	fmt.Fprintf(&b, "From the `make reliability` run of %s on %s, which passed on try %s, on %s/%s with %d cores.\n\n",
+		at.UTC().Format("2006-01-02 15:04 UTC"), commit, try, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	b.WriteString("| | figure | value |\n|---|---|---|\n")
 	for _, s := range sections {
 		for i, f := range s.figures {

@@ -24,13 +24,13 @@ func TestReadFiguresAndRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := render(figures, time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	out := render(figures, time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), "commit 0123456789ab", "2")
 	for _, want := range []string{
 		"| bytes of logs scanned | 3,500 |",
 		"| time per target | 20s |",
 		"| seconds of unavailability | 0.6 |",
 		"| storage faults injected | not measured in this run |",
-		"From the `make reliability` run of 2026-12-01 10:00 UTC",
+		"From the `make reliability` run of 2026-12-01 10:00 UTC on commit 0123456789ab, which passed on try 2,",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s", want, out)
