@@ -58,9 +58,8 @@ func stageInProcess(c config) *inProcessResults {
 	bench("^Benchmark"+bCoalesced+"$", r.CoalescedTime, r.CoalescedCount)
 	_ = os.WriteFile(filepath.Join(c.outDir, "inprocess.txt"), out.Bytes(), 0o644)
 	var err error
-	if r.Samples, err = parseBench(&out); err != nil {
-		fatalf("in process: %v", err)
-	}
+	r.Samples, err = parseBench(&out)
+	check(err, "in process")
 	return r
 }
 

@@ -76,17 +76,13 @@ func randomHex(n int) string {
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: aritmabench run|report [flags]")
-		os.Exit(2)
-	}
-	switch os.Args[1] {
+	switch cmd := append(os.Args, "")[1]; cmd {
 	case "run":
 		run(os.Args[2:])
 	case "report":
 		report(os.Args[2:])
 	default:
-		fmt.Fprintf(os.Stderr, "aritmabench: unknown command %q\n", os.Args[1])
+		fmt.Fprintln(os.Stderr, "usage: aritmabench run|report [flags]")
 		os.Exit(2)
 	}
 }
@@ -106,11 +102,7 @@ func run(args []string) {
 		fatalf("-vault is required")
 	}
 	for _, p := range []*string{&c.repo, &c.binDir, &c.outDir} {
-		abs, err := filepath.Abs(*p)
-		if err != nil {
-			fatalf("%v", err)
-		}
-		*p = abs
+		*p, _ = filepath.Abs(*p) // fails only without a working directory
 	}
 	if c.docPath == "" {
 		c.docPath = filepath.Join(c.repo, "docs", "benchmarks.md")
@@ -122,9 +114,7 @@ func run(args []string) {
 		}
 		c.stages[s] = true
 	}
-	if err := os.MkdirAll(c.outDir, 0o755); err != nil {
-		fatalf("%v", err)
-	}
+	check(os.MkdirAll(c.outDir, 0o755), "run")
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -156,18 +146,14 @@ func run(args []string) {
 	}
 	res.Seconds = time.Since(start).Seconds()
 	save(c, res)
-	if err := updateDoc(c.docPath, res); err != nil {
-		fatalf("writing the report: %v", err)
-	}
+	check(updateDoc(c.docPath, res), "writing the report")
 	logf("done in %s; results in %s, tables in %s", time.Since(start).Round(time.Second),
 		filepath.Join(c.outDir, "results.json"), c.docPath)
 }
 
 func save(c config, res *results) {
 	raw, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(filepath.Join(c.outDir, "results.json"), raw, 0o644); err != nil {
-		fatalf("saving results: %v", err)
-	}
+	check(os.WriteFile(filepath.Join(c.outDir, "results.json"), raw, 0o644), "saving results")
 }
 
 func report(args []string) {
@@ -176,35 +162,26 @@ func report(args []string) {
 	doc := fs.String("doc", "../docs/benchmarks.md", "report to update")
 	_ = fs.Parse(args)
 	raw, err := os.ReadFile(*in)
-	if err != nil {
-		fatalf("%v", err)
-	}
+	check(err, "report")
 	var res results
-	if err := json.Unmarshal(raw, &res); err != nil {
-		fatalf("%s: %v", *in, err)
-	}
-	if err := updateDoc(*doc, &res); err != nil {
-		fatalf("%v", err)
-	}
+	check(json.Unmarshal(raw, &res), *in)
+	check(updateDoc(*doc, &res), "report")
 }
 
 // describeMachine is the machine table's rows, from /proc and the tools.
 func describeMachine(vaultBin string) []string {
-	rows := []string{fmt.Sprintf("cores: %d", runtime.NumCPU())}
-	grep := func(file, prefix string) string {
+	field := func(file, key string) string {
 		raw, _ := os.ReadFile(file)
-		for _, line := range strings.Split(string(raw), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == prefix {
-				return strings.TrimSpace(v)
-			}
-		}
-		return "?"
+		_, v, _ := strings.Cut(string(raw), key)
+		v, _, _ = strings.Cut(strings.TrimLeft(v, " \t:"), "\n")
+		return v
 	}
-	rows = append(rows, "CPU: "+grep("/proc/cpuinfo", "model name"), "memory: "+grep("/proc/meminfo", "MemTotal"))
-	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
-		rows = append(rows, "load average when the run started: "+strings.Join(strings.Fields(string(raw))[:3], " "))
-	}
+	var kb float64
+	fmt.Sscanf(field("/proc/meminfo", "MemTotal"), "%f", &kb)
+	load := strings.Fields(field("/proc/loadavg", "") + "? ? ?")[:3]
 	out, _ := exec.Command(vaultBin, "version").Output()
 	vault, _, _ := strings.Cut(strings.TrimSpace(string(out)), ",") // "Vault v1.21.1, built ..."
-	return append(rows, "Vault: "+vault, "Go: "+runtime.Version())
+	return []string{fmt.Sprintf("cores: %d", runtime.NumCPU()), "CPU: " + field("/proc/cpuinfo", "model name"),
+		fmt.Sprintf("memory: %.1f GiB", kb/(1<<20)), "load average when the run started: " + strings.Join(load, " "),
+		"Vault: " + vault, "Go: " + runtime.Version()}
 }

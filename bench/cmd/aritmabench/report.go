@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -85,7 +85,7 @@ func fmtCI(xs []float64, f func(float64) string) string {
 
 func runBlock(res *results) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured on %s, in a run of `aritmabench` that took %s", res.Date, fmtSeconds(res.Seconds))
+	fmt.Fprintf(&b, "Measured on %s, in a run of `aritmabench` that took %dm%02ds", res.Date, int(res.Seconds)/60, int(res.Seconds)%60)
 	if res.Quick {
 		b.WriteString(" **with `-quick`: short runs, figures for trying the harness only**")
 	}
@@ -95,10 +95,6 @@ func runBlock(res *results) string {
 		fmt.Fprintf(&b, "| %s | %s |\n", k, v)
 	}
 	return b.String()
-}
-
-func fmtSeconds(s float64) string {
-	return fmt.Sprintf("%dm%02ds", int(s)/60, int(s)%60)
 }
 
 // targetRow is one target as printed, with the verdict computed against
@@ -123,8 +119,11 @@ func targetRows(res *results) []targetRow {
 		ok, parts := true, []string{}
 		for _, n := range []string{"64", "1024"} {
 			g := ip.Samples[bCoalesced+"/readers="+n]["grants/op"]
-			lo, hi := minMax(g)
-			ok = ok && len(g) > 0 && lo == 1 && hi == 1
+			lo, hi := math.NaN(), math.NaN()
+			if len(g) > 0 {
+				lo, hi = slices.Min(g), slices.Max(g)
+			}
+			ok = ok && lo == 1 && hi == 1
 			parts = append(parts, fmt.Sprintf("%s readers: %.2f–%.2f in %d samples", n, lo, hi, len(g)))
 		}
 		add(tOne, strings.Join(parts, "; "), ok)
@@ -179,17 +178,6 @@ func targetsBlock(res *results) string {
 	return b.String()
 }
 
-func minMax(xs []float64) (lo, hi float64) {
-	if len(xs) == 0 {
-		return math.NaN(), math.NaN()
-	}
-	lo, hi = xs[0], xs[0]
-	for _, x := range xs {
-		lo, hi = math.Min(lo, x), math.Max(hi, x)
-	}
-	return lo, hi
-}
-
 func plural(n int) string {
 	if n == 1 {
 		return ""
@@ -200,50 +188,49 @@ func plural(n int) string {
 // roundRatios are name's reads/s over base's, round by round, over the
 // rounds at conc clients in which both were counted.
 func roundRatios(runs []roundResult, conc int, name, base string) []float64 {
-	byRound := map[int]map[string]roundResult{}
+	of, to, rounds := map[int]float64{}, map[int]float64{}, 0
 	for _, r := range runs {
 		if r.Conc == conc && r.counted() {
-			if byRound[r.Round] == nil {
-				byRound[r.Round] = map[string]roundResult{}
+			if r.Target == name {
+				of[r.Round] = r.ReadsPerSec
 			}
-			byRound[r.Round][r.Target] = r
+			if r.Target == base {
+				to[r.Round] = r.ReadsPerSec
+			}
+			rounds = max(rounds, r.Round+1)
 		}
 	}
-	rounds := []int{}
-	for round := range byRound {
-		rounds = append(rounds, round)
-	}
-	sort.Ints(rounds)
 	var xs []float64
-	for _, round := range rounds {
-		a, okA := byRound[round][name]
-		b, okB := byRound[round][base]
-		if okA && okB && b.ReadsPerSec > 0 {
-			xs = append(xs, a.ReadsPerSec/b.ReadsPerSec)
+	for round := range rounds {
+		if a, ok := of[round]; ok && to[round] > 0 {
+			xs = append(xs, a/to[round])
 		}
 	}
 	return xs
 }
 
-// field collects one figure of name's counted rounds at conc clients.
-func field(runs []roundResult, conc int, name string, f func(roundResult) float64) (xs []float64, dropped int) {
-	for _, r := range runs {
-		if r.Conc == conc && r.Target == name {
-			if !r.counted() {
-				dropped++
-				continue
-			}
-			xs = append(xs, f(r))
-		}
-	}
-	return xs, dropped
+// figures are the medians of name's counted rounds at conc clients, and
+// how many rounds were left out for error answers.
+type figures struct {
+	rate, p50, p99   float64
+	counted, dropped int
 }
 
-func rate(r roundResult) float64 { return r.ReadsPerSec }
-func p50(r roundResult) float64  { return r.P50Ms }
-func p99(r roundResult) float64  { return r.P99Ms }
-
-func med(xs []float64) float64 { return summarize(xs).Center }
+func medians(runs []roundResult, conc int, name string) figures {
+	var rates, p50s, p99s []float64
+	dropped := 0
+	for _, r := range runs {
+		if r.Conc != conc || r.Target != name {
+			continue
+		}
+		if !r.counted() {
+			dropped++
+			continue
+		}
+		rates, p50s, p99s = append(rates, r.ReadsPerSec), append(p50s, r.P50Ms), append(p99s, r.P99Ms)
+	}
+	return figures{summarize(rates).Center, summarize(p50s).Center, summarize(p99s).Center, len(rates), dropped}
+}
 
 func growthVsKV(g *growthResults, l growthLevel) float64 {
 	return summarize(roundRatios(l.Runs, g.Conc, "token", "kv")).Center
@@ -295,16 +282,14 @@ func loadBlock(l *loadResults) string {
 		fmt.Fprintf(&b, "**%d concurrent client%s**\n\n", conc, plural(conc))
 		b.WriteString("| target | reads/s | × KV | × probe (95% CI) | p50 ms | p99 ms | rounds counted |\n|---|---:|---:|---:|---:|---:|---|\n")
 		for _, t := range loadTargets {
-			rates, dropped := field(l.Runs, conc, t.name, rate)
-			p50s, _ := field(l.Runs, conc, t.name, p50)
-			p99s, _ := field(l.Runs, conc, t.name, p99)
-			counted := fmt.Sprintf("%d", len(rates))
-			if dropped > 0 {
-				counted += fmt.Sprintf(" (%d with errors)", dropped)
+			f := medians(l.Runs, conc, t.name)
+			counted := fmt.Sprintf("%d", f.counted)
+			if f.dropped > 0 {
+				counted += fmt.Sprintf(" (%d with errors)", f.dropped)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %.2f | %s |\n", t.name, fmtInt(med(rates)),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %.2f | %s |\n", t.name, fmtInt(f.rate),
 				fmtRatio(summarize(roundRatios(l.Runs, conc, t.name, "kv")).Center),
-				fmtCI(roundRatios(l.Runs, conc, t.name, "probe"), fmtRatio), med(p50s), med(p99s), counted)
+				fmtCI(roundRatios(l.Runs, conc, t.name, "probe"), fmtRatio), f.p50, f.p99, counted)
 		}
 		b.WriteString("\n")
 	}
@@ -337,11 +322,9 @@ func growthBlock(g *growthResults) string {
 	fmt.Fprintf(&b, "%d clients, %d rounds of %.1fs per level.\n\n", g.Conc, g.Rounds, g.RoundSecs)
 	b.WriteString("| roles | plugin RSS | Go heap | token reads/s | × KV | p50 ms | p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, l := range g.Levels {
-		rates, _ := field(l.Runs, g.Conc, "token", rate)
-		p50s, _ := field(l.Runs, g.Conc, "token", p50)
-		p99s, _ := field(l.Runs, g.Conc, "token", p99)
+		f := medians(l.Runs, g.Conc, "token")
 		fmt.Fprintf(&b, "| %s | %.1f MiB | %.1f MiB | %s | %s | %.2f | %.2f |\n", fmtInt(float64(l.Roles)), mib(l.RSS), mib(l.Heap),
-			fmtInt(med(rates)), fmtRatio(growthVsKV(g, l)), med(p50s), med(p99s))
+			fmtInt(f.rate), fmtRatio(growthVsKV(g, l)), f.p50, f.p99)
 	}
 	rss, heap := perRole(g)
 	fmt.Fprintf(&b, "\nMemory per cached role, from %s to %s roles: **%s bytes of RSS, %s bytes of Go heap**.\n",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -59,78 +60,55 @@ func setup(c config) *env {
 	_ = os.RemoveAll(dir)
 	sub := func(name string) string {
 		d := filepath.Join(dir, name)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			fatalf("%v", err)
-		}
+		check(os.MkdirAll(d, 0o755), "setup")
 		return d
 	}
 	shipped, profiled := filepath.Join(c.binDir, "aritma"), filepath.Join(c.binDir, "aritma-profiled")
 	logf("building the plugin and its profiling build")
-	for _, b := range []struct{ out, tag string }{{shipped, ""}, {profiled, "profiling"}} {
-		var tags []string
-		if b.tag != "" {
-			tags = append(tags, b.tag)
-		}
-		if err := testservers.BuildPlugin(c.repo, "v0.0.0-bench", b.out, tags...); err != nil {
-			fatalf("building %s: %v", b.out, err)
-		}
-	}
+	check(errors.Join(testservers.BuildPlugin(c.repo, "v0.0.0-bench", shipped),
+		testservers.BuildPlugin(c.repo, "v0.0.0-bench", profiled, "profiling")), "building the plugin")
 	// Unix socket paths are limited to about 100 bytes: keep it short.
 	sockDir, err := os.MkdirTemp("", "aritmabench-")
-	if err != nil {
-		fatalf("%v", err)
-	}
+	check(err, "setup")
 	stops = append(stops, func() { os.RemoveAll(sockDir) })
 	e := &env{gcSocket: filepath.Join(sockDir, "gc.sock")}
 
 	logf("starting the OAuth servers and Vault (dev)")
 	script := filepath.Join(c.repo, "e2e", "oauthserver", "server.mjs")
-	shortClients := []testservers.OAuthClient{}
-	for _, n := range grantReaders {
-		shortClients = append(shortClients, oauthClient(fmt.Sprintf("grants-%d", n)))
-	}
-	for _, s := range []struct {
-		srv     **testservers.OAuthServer
-		dir     string
-		ttl     int
-		clients []testservers.OAuthClient
-	}{
-		{&e.long, "oauth-long", longTTL, []testservers.OAuthClient{oauthClient("bench")}},
-		{&e.short, "oauth-short", shortTTL, shortClients},
-	} {
-		srv, err := testservers.StartOAuthServer(script, sub(s.dir), testservers.OAuthConfig{TokenTTL: s.ttl, Clients: s.clients})
+	startOAuth := func(name string, ttl int, clients ...testservers.OAuthClient) *testservers.OAuthServer {
+		srv, err := testservers.StartOAuthServer(script, sub(name), testservers.OAuthConfig{TokenTTL: ttl, Clients: clients})
 		if srv != nil {
 			stops = append(stops, srv.Stop)
 		}
-		if err != nil {
-			fatalf("%v", err)
-		}
-		*s.srv = srv
+		check(err, "starting the OAuth server")
+		return srv
 	}
+	e.long = startOAuth("oauth-long", longTTL, oauthClient("bench"))
+	var shortClients []testservers.OAuthClient
+	for _, n := range grantReaders {
+		shortClients = append(shortClients, oauthClient(fmt.Sprintf("grants-%d", n)))
+	}
+	e.short = startOAuth("oauth-short", shortTTL, shortClients...)
 	e.v, err = testservers.StartVaultDev(c.vaultBin, sub("vault"), "root-"+randomHex(8))
 	if e.v != nil {
 		stops = append(stops, e.v.Stop)
 	}
-	if err != nil {
-		fatalf("%v", err)
-	}
+	check(err, "starting Vault")
 
-	e.register(testservers.Plugin{Name: testservers.PluginName, Binary: shipped})
-	e.register(testservers.Plugin{Name: profiledPlugin, Binary: profiled, Env: []string{"ARITMA_PPROF_SOCKET=" + e.gcSocket}})
+	check(e.v.RegisterPlugin(testservers.Plugin{Name: testservers.PluginName, Binary: shipped}), "registering the plugin")
+	check(e.v.RegisterPlugin(testservers.Plugin{Name: profiledPlugin, Binary: profiled, Env: []string{"ARITMA_PPROF_SOCKET=" + e.gcSocket}}), "registering the plugin")
 	e.mount("aritma", testservers.PluginName, nil)
 	e.write("aritma/environments/bank", map[string]interface{}{"token_url": e.long.TokenEndpoint})
 	e.write("aritma/environments/short", map[string]interface{}{"token_url": e.short.TokenEndpoint})
 	e.writeRole("aritma", "r", "bank", e.long.Clients[0], nil)
 	tok, err := e.v.Client.Logical().Read("aritma/token/r")
-	if err != nil {
-		fatalf("reading the first token: %v", err)
-	}
+	check(err, "reading the first token")
 	e.tokenBytes = len(tok.Data["access_token"].(string))
 
 	// The probe and the KV secret answer with the engine's fields and a
 	// token of the same length, so that all three move as many bytes.
-	e.register(testservers.Plugin{Name: probePlugin, Binary: filepath.Join(c.binDir, "probe"),
-		Env: []string{fmt.Sprintf("PROBE_TOKEN_BYTES=%d", e.tokenBytes)}})
+	check(e.v.RegisterPlugin(testservers.Plugin{Name: probePlugin, Binary: filepath.Join(c.binDir, "probe"),
+		Env: []string{fmt.Sprintf("PROBE_TOKEN_BYTES=%d", e.tokenBytes)}}), "registering the probe")
 	e.mount("probe", probePlugin, nil)
 	e.mount("kv", "kv", map[string]string{"version": "1"})
 	e.write("kv/r", map[string]interface{}{
@@ -143,33 +121,27 @@ path "growth/token/*" { capabilities = ["read"] }
 path "probe/token/*"  { capabilities = ["read"] }
 path "kv/*"           { capabilities = ["read"] }
 `
-	if err := e.v.Client.Sys().PutPolicy("bench", policy); err != nil {
-		fatalf("writing the bench policy: %v", err)
-	}
+	check(e.v.Client.Sys().PutPolicy("bench", policy), "writing the bench policy")
 	s, err := e.v.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"bench"}, TTL: "4h"})
-	if err != nil {
-		fatalf("creating the load token: %v", err)
-	}
+	check(err, "creating the load token")
 	e.loadToken = s.Auth.ClientToken
 	return e
 }
 
-func (e *env) register(p testservers.Plugin) {
-	if err := e.v.RegisterPlugin(p); err != nil {
-		fatalf("%v", err)
+// check stops the run on an error.
+func check(err error, what string) {
+	if err != nil {
+		fatalf("%s: %v", what, err)
 	}
 }
 
 func (e *env) mount(path, typ string, options map[string]string) {
-	if err := e.v.Client.Sys().Mount(path, &api.MountInput{Type: typ, Options: options}); err != nil {
-		fatalf("mounting %s at %s: %v", typ, path, err)
-	}
+	check(e.v.Client.Sys().Mount(path, &api.MountInput{Type: typ, Options: options}), "mounting "+typ+" at "+path)
 }
 
 func (e *env) write(path string, data map[string]interface{}) {
-	if _, err := e.v.Client.Logical().Write(path, data); err != nil {
-		fatalf("write %s: %v", path, err)
-	}
+	_, err := e.v.Client.Logical().Write(path, data)
+	check(err, "write "+path)
 }
 
 func (e *env) writeRole(mount, role, environment string, cl testservers.OAuthClient, extra map[string]interface{}) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -86,15 +84,11 @@ func stageGrants(c config, e *env) []grantRun {
 		e.writeRole("aritma", role, "short", cl, map[string]interface{}{"min_remaining": "0"})
 		logf("grants: %d readers of %s for %.0fs (tokens live %ds)", n, role, secs, shortTTL)
 		before, err := e.short.Stats()
-		if err != nil {
-			fatalf("OAuth stats: %v", err)
-		}
+		check(err, "OAuth stats")
 		tokens := map[string]bool{}
 		r := e.runLoad(role, []string{"aritma/token/" + role}, n, seconds(secs), tokens)
 		after, err := e.short.Stats()
-		if err != nil {
-			fatalf("OAuth stats: %v", err)
-		}
+		check(err, "OAuth stats")
 		run := grantRun{Readers: n, TokenTTL: shortTTL, Reads: r.Requests - r.Non2xx, Non2xx: r.Non2xx, FirstError: r.FirstError,
 			Seconds: r.Seconds, Tokens: len(tokens), Grants: after.ByClient[cl.ID] - before.ByClient[cl.ID]}
 		logf("  %d reads (%d not 2xx), %d tokens seen, %d grants", run.Reads, run.Non2xx, run.Tokens, run.Grants)
@@ -180,49 +174,41 @@ func (e *env) memory() (rss, heap int64) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", e.gcSocket)
 	}}}
 	resp, err := client.Get("http://plugin/debug/gc")
-	if err != nil {
-		fatalf("growth: /debug/gc: %v", err)
-	}
+	check(err, "growth: /debug/gc")
 	defer resp.Body.Close()
 	var m struct {
 		HeapInuse int64 `json:"heap_inuse"`
 		Pid       int   `json:"pid"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		fatalf("growth: /debug/gc: %v", err)
+	check(json.NewDecoder(resp.Body).Decode(&m), "growth: /debug/gc")
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.Pid))
+	_, rest, ok := strings.Cut(string(status), "VmRSS:")
+	if err != nil || !ok {
+		fatalf("growth: no VmRSS for pid %d: %v", m.Pid, err)
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.Pid))
-	if err != nil {
-		fatalf("growth: %v", err)
-	}
-	defer f.Close()
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kb * 1024, m.HeapInuse
-		}
-	}
-	fatalf("growth: no VmRSS for pid %d", m.Pid)
-	return 0, 0
+	kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+	return kb * 1024, m.HeapInuse
 }
 
 // parallel runs fn over items with 16 workers and stops the run on an error.
 func parallel(items []string, fn func(string) error) {
-	var next atomic.Int64
+	work, errs := make(chan string), make(chan error, len(items))
 	var wg sync.WaitGroup
-	errs := make(chan error, len(items))
 	for range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < len(items); i = int(next.Add(1)) - 1 {
-				if err := fn(items[i]); err != nil {
-					errs <- fmt.Errorf("%s: %w", items[i], err)
-					return
+			for item := range work {
+				if err := fn(item); err != nil {
+					errs <- fmt.Errorf("%s: %w", item, err)
 				}
 			}
 		}()
 	}
+	for _, item := range items {
+		work <- item
+	}
+	close(work)
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {

@@ -31,31 +31,21 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err != nil || n <= 0 {
 		n = 704
 	}
-	data := map[string]interface{}{
-		"access_token": strings.Repeat("x", n),
-		"token_type":   "Bearer",
-		"expires_at":   "2099-01-01T00:00:00Z",
-		"scope":        "api",
-	}
+	data := map[string]interface{}{"access_token": strings.Repeat("x", n), "token_type": "Bearer",
+		"expires_at": "2099-01-01T00:00:00Z", "scope": "api"}
 	b := &framework.Backend{
 		Help:        "Ceiling probe for benchmarks: a constant leased secret.",
 		BackendType: logical.TypeLogical,
 		Paths: []*framework.Path{{
 			Pattern: "token/" + framework.GenericNameRegex("name"),
-			Fields: map[string]*framework.FieldSchema{
-				"name": {Type: framework.TypeString, Description: "Ignored."},
-			},
+			Fields:  map[string]*framework.FieldSchema{"name": {Type: framework.TypeString, Description: "Ignored."}},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
-						resp := &logical.Response{
-							Secret: &logical.Secret{
-								LeaseOptions: logical.LeaseOptions{TTL: time.Hour, MaxTTL: time.Hour},
-								InternalData: map[string]interface{}{"secret_type": secretType},
-							},
-							Data: data,
-						}
-						return resp, nil
+						return &logical.Response{Data: data, Secret: &logical.Secret{
+							LeaseOptions: logical.LeaseOptions{TTL: time.Hour, MaxTTL: time.Hour},
+							InternalData: map[string]interface{}{"secret_type": secretType},
+						}}, nil
 					},
 				},
 			},
