@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -152,8 +153,8 @@ func run(args []string) {
 }
 
 func save(c config, res *results) {
-	raw, _ := json.MarshalIndent(res, "", "  ")
-	check(os.WriteFile(filepath.Join(c.outDir, "results.json"), raw, 0o644), "saving results")
+	raw, err := json.MarshalIndent(res, "", "  ")
+	check(errors.Join(err, os.WriteFile(filepath.Join(c.outDir, "results.json"), raw, 0o644)), "saving results")
 }
 
 func report(args []string) {
