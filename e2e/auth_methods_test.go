@@ -68,6 +68,19 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 			"jwks": jwks, "scope": "api", "access_token_format": "jwt",
 		})
 	}
+	// One key imported rather than born in Vault, so that the secret scan
+	// below knows a private key to look for.
+	importedDER, _ := x509.MarshalPKCS8PrivateKey(newECKey(t))
+	importedKey := pemOf("PRIVATE KEY", importedDER)
+	noteSecret(importedKey)
+	v.write(t, "aritma/roles/jwt-imported", map[string]interface{}{
+		"environment": "development", "client_id": "jwt-imported", "auth_method": "private_key_jwt", "private_key": importedKey, "scopes": "api",
+	})
+	_, importedJWKS := fetchJWKS(t, v, "jwt-imported")
+	clients = append(clients, map[string]interface{}{
+		"client_id": "jwt-imported", "token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256",
+		"jwks": importedJWKS, "scope": "api", "access_token_format": "jwt",
+	})
 	v.write(t, "aritma/roles/jwt-uri", map[string]interface{}{
 		"environment": "development", "client_id": "jwt-uri", "auth_method": "private_key_jwt", "signing_algorithm": "ES256", "scopes": "api",
 	})
@@ -78,11 +91,13 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 	oauth := startOAuthServerConfig(t, oauthConfig{TokenTTL: 3600, RawClients: clients})
 	v.write(t, "aritma/environments/development", map[string]interface{}{"token_url": oauth.TokenEndpoint})
 
-	for _, role := range []string{"jwt-rs256", "jwt-ps256", "jwt-es256", "jwt-uri"} {
+	secrets := map[string]string{"imported private key": importedKey}
+	for _, role := range []string{"jwt-rs256", "jwt-ps256", "jwt-es256", "jwt-imported", "jwt-uri"} {
 		secret := v.readTokenCLI(t, v.Token, role)
 		if in := oauth.verify(t, secret.Data["access_token"].(string)); !in.Active || in.ClientID != role {
 			t.Errorf("%s: the server saw %+v", role, in)
 		}
+		secrets[role+" access token"] = secret.Data["access_token"].(string)
 	}
 
 	// Rotate in Vault, two-phase: the new key is published at once and signs
@@ -107,8 +122,8 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 		t.Errorf("after rotation the JWKS has %d keys, want the old and the new", len(jwks["keys"].([]interface{})))
 	}
 	v.readTokenCLI(t, v.Token, "jwt-uri")
-	if st := oauth.stats(t); st.Grants != 4 {
-		t.Errorf("rotation caused a grant: %d grants, want 4", st.Grants)
+	if st := oauth.stats(t); st.Grants != 5 {
+		t.Errorf("rotation caused a grant: %d grants, want 5", st.Grants)
 	}
 	// min_remaining=59m58s asks for a new token: the cached one is over two
 	// seconds old, and a new one has 59m59s (a second goes to rounding).
@@ -121,17 +136,19 @@ func TestE2E_PrivateKeyJWT(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a grant signed with the rotated key failed: %v\n%s", err, out)
 	}
-	if st := oauth.stats(t); st.Grants != 6 || st.Failures != 0 {
-		t.Errorf("server stats = %+v, want 6 grants and no failures", st)
+	if st := oauth.stats(t); st.Grants != 7 || st.Failures != 0 {
+		t.Errorf("server stats = %+v, want 7 grants and no failures", st)
 	}
 	v.mustCLI(t, "delete", "aritma/roles/jwt-uri/keys/"+oldKey["kid"].(string))
 	if _, jwks := fetchJWKS(t, v, "jwt-uri"); len(jwks["keys"].([]interface{})) != 1 {
 		t.Errorf("after deleting the old key the JWKS has %d keys, want 1", len(jwks["keys"].([]interface{})))
 	}
-	// The role read shows key IDs only.
-	if out := v.mustCLI(t, "read", "-format=json", "aritma/roles/jwt-uri"); strings.Contains(out, "PRIVATE KEY") {
+	// The role read shows key IDs only; no log holds a key or a token.
+	out = v.mustCLI(t, "read", "-format=json", "aritma/roles/jwt-imported")
+	if strings.Contains(out, "PRIVATE KEY") {
 		t.Error("the role read shows a private key")
 	}
+	assertNoSecrets(t, secrets, append(v.logFiles(), oauth.LogPath), out)
 }
 
 // testPKI makes a CA, a server certificate for 127.0.0.1 and client

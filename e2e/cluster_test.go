@@ -20,14 +20,16 @@ import (
 
 // Failover on a real three-node Vault cluster with integrated storage
 // (raft): readers keep reading tokens through all three nodes while the
-// active node is stopped (SIGTERM); a standby takes over, reads succeed
+// active node is stopped (SIGTERM), and later, the next active node crashes
+// (SIGKILL); each time a standby takes over within a bound, reads succeed
 // again, no role, environment or config is lost, and the stopped node comes
 // back, unseals, rejoins as a voter and serves reads.
 //
 // The readers behave as a client given the three addresses would: each read
 // goes to the next node, and a node that failed a read is skipped for
-// readerSkip. Every read sent counts as attempted. The unavailability is the
-// longest gap between two successful reads, whichever nodes served them.
+// readerSkip. Every read sent counts as attempted, and every failed read is
+// counted. The unavailability is the longest gap between two successful
+// reads, whichever nodes served them; the failed reads are bounded too.
 func TestReliability_ClusterFailover(t *testing.T) {
 	const (
 		readers    = 6
@@ -109,62 +111,91 @@ func TestReliability_ClusterFailover(t *testing.T) {
 		return time.Since(started) > 3*time.Second
 	})
 
-	// Stop the active node.
-	active, err := c.ActiveNode()
-	if err != nil {
-		t.Fatal(err)
+	// Two outages of the active node: a graceful stop (SIGTERM), then a
+	// crash (SIGKILL, as a power loss would). Each time a standby must take
+	// over within maxGap, and the stopped node rejoin and serve reads.
+	type outage struct {
+		name, signal string
+		end          func(*testservers.Node)
+		maxGap       time.Duration
 	}
-	stopAt := time.Now()
-	active.Stop()
-	t.Logf("stopped the active node %s (SIGTERM to its process group); it exited after %.1fs",
-		active.Name, time.Since(stopAt).Seconds())
-
-	var newActive *testservers.Node
-	waitFor(t, 120*time.Second, "a new active node", func() bool {
-		for _, n := range c.Nodes {
-			if n == active {
-				continue
-			}
-			if l, err := n.Client.Sys().Leader(); err == nil && l.IsSelf {
-				newActive = n
-				return true
-			}
+	lost := 0
+	var active *testservers.Node
+	for _, o := range []outage{
+		{"stop", "SIGTERM", func(n *testservers.Node) { n.Stop() }, 10 * time.Second},
+		{"crash", "SIGKILL", func(n *testservers.Node) { n.Kill() }, 20 * time.Second},
+	} {
+		var err error
+		if active, err = c.ActiveNode(); err != nil {
+			t.Fatal(err)
 		}
-		return false
-	})
-	t.Logf("%s is active %.1fs after the SIGTERM", newActive.Name, time.Since(stopAt).Seconds())
-	waitFor(t, 120*time.Second, "reads to succeed again through both remaining nodes", func() bool {
-		for i, n := range c.Nodes {
-			if n != active && seen.successesSince(i, stopAt) == 0 {
-				return false
+		stopAt := time.Now()
+		o.end(active)
+		t.Logf("%s: %s sent to the active node %s's process group; it exited after %.1fs",
+			o.name, o.signal, active.Name, time.Since(stopAt).Seconds())
+
+		var newActive *testservers.Node
+		waitFor(t, 120*time.Second, "a new active node", func() bool {
+			for _, n := range c.Nodes {
+				if n == active {
+					continue
+				}
+				if l, err := n.Client.Sys().Leader(); err == nil && l.IsSelf {
+					newActive = n
+					return true
+				}
 			}
+			return false
+		})
+		t.Logf("%s: %s is active %.1fs after the %s", o.name, newActive.Name, time.Since(stopAt).Seconds(), o.signal)
+		waitFor(t, 120*time.Second, "reads to succeed again through both remaining nodes", func() bool {
+			for i, n := range c.Nodes {
+				if n != active && seen.successesSince(i, stopAt) == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(3 * time.Second)
+
+		after := dumpMount(t, newActive.Client)
+		if n := entriesLost(before, after); n != 0 || !sameDump(before, after) {
+			lost += n
+			t.Errorf("%s: the configuration changed across the failover (%d entries lost or changed):\nbefore %v\nafter  %v", o.name, n, before, after)
 		}
-		return true
-	})
-	time.Sleep(3 * time.Second)
 
-	after := dumpMount(t, newActive.Client)
-	lost := entriesLost(before, after)
-	if lost != 0 || !sameDump(before, after) {
-		t.Errorf("the configuration changed across the failover (%d entries lost or changed):\nbefore %v\nafter  %v", lost, before, after)
-	}
+		// Restart the stopped node: it unseals with the same key and rejoins.
+		restartAt := time.Now()
+		if err := c.Restart(active); err != nil {
+			t.Fatal(err)
+		}
+		servers, err := c.WaitRejoined(active, newActive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: raft configuration after the rejoin, read through %s: %+v", o.name, active.Name, servers)
+		activeIdx := c.Index(active)
+		waitFor(t, 60*time.Second, "the restarted node to serve reads", func() bool {
+			return seen.successesSince(activeIdx, restartAt) > 0
+		})
+		t.Logf("%s: %s rejoined and served a read %.1fs after its restart", o.name, active.Name, time.Since(restartAt).Seconds())
+		time.Sleep(2 * time.Second)
 
-	// Restart the stopped node: it unseals with the same key and rejoins.
-	restartAt := time.Now()
-	if err := c.Restart(active); err != nil {
-		t.Fatal(err)
+		seen.mu.Lock()
+		gap, gapFrom := seen.longestGap(stopAt, time.Now())
+		failed, attempted := seen.failedSince(stopAt), seen.attempts
+		seen.mu.Unlock()
+		t.Logf("%s: longest time without a successful read %.2fs, from %.2fs after the %s; %d failed reads since it",
+			o.name, gap.Seconds(), gapFrom.Sub(stopAt).Seconds(), o.signal, failed)
+		recordFigure(t, "failover_"+o.name+"_unavailable_seconds", roundTenth(gap.Seconds()))
+		recordFigure(t, "failover_"+o.name+"_failed_reads", failed)
+		if gap > o.maxGap {
+			t.Errorf("%s: no read succeeded for %.1fs, over the %s bound", o.name, gap.Seconds(), o.maxGap)
+		}
+		if failed*10 > attempted {
+			t.Errorf("%s: %d reads failed since the %s, over a tenth of the %d attempted in the run", o.name, failed, o.signal, attempted)
+		}
 	}
-	servers, err := c.WaitRejoined(active, newActive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("raft configuration after the rejoin, read through %s: %+v", active.Name, servers)
-	activeIdx := c.Index(active)
-	waitFor(t, 60*time.Second, "the restarted node to serve reads", func() bool {
-		return seen.successesSince(activeIdx, restartAt) > 0
-	})
-	t.Logf("%s rejoined and served a read %.1fs after its restart", active.Name, time.Since(restartAt).Seconds())
-	time.Sleep(2 * time.Second)
 	stopReaders()
 	ended := time.Now()
 
@@ -181,8 +212,6 @@ func TestReliability_ClusterFailover(t *testing.T) {
 
 	seen.mu.Lock()
 	defer seen.mu.Unlock()
-	gap, gapFrom := seen.longestGap(started, ended)
-	t.Logf("longest time without a successful read: %.2fs, from %.2fs after the SIGTERM", gap.Seconds(), gapFrom.Sub(stopAt).Seconds())
 	stats := oauth.stats(t)
 	t.Logf("%d readers over %.0fs: %d reads attempted, %d succeeded (by node %v), %d got an expired token",
 		readers, ended.Sub(started).Seconds(), seen.attempts, seen.successes, seen.byNode, seen.expired)
@@ -194,7 +223,6 @@ func TestReliability_ClusterFailover(t *testing.T) {
 	}
 	recordFigure(t, "failover_reads_attempted", seen.attempts)
 	recordFigure(t, "failover_reads_succeeded", seen.successes)
-	recordFigure(t, "failover_unavailable_seconds", roundTenth(gap.Seconds()))
 	recordFigure(t, "failover_config_entries_lost", lost)
 
 	if seen.expired != 0 {
@@ -286,6 +314,7 @@ type readLog struct {
 	errors     map[string]int
 	firstError map[string]string
 	tokens     map[string]map[string]bool // role -> tokens read
+	failTimes  []time.Time                // when each failed read was answered
 }
 
 func newReadLog(nodes int) *readLog {
@@ -362,6 +391,7 @@ func (l *readLog) record(node int, addr, role string, secret *api.Secret, err er
 			class += " after a redirect"
 		}
 		l.errors[class]++
+		l.failTimes = append(l.failTimes, received)
 		if _, ok := l.firstError[class]; !ok {
 			l.firstError[class] = fmt.Sprintf("node%d: %s", node+1, strings.Join(strings.Fields(err.Error()), " "))
 		}
@@ -399,6 +429,17 @@ func errorClass(err error) string {
 	default:
 		return "other"
 	}
+}
+
+// failedSince counts the reads that failed since since. Call with l.mu held.
+func (l *readLog) failedSince(since time.Time) int {
+	n := 0
+	for _, at := range l.failTimes {
+		if !at.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *readLog) successesSince(node int, since time.Time) int {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,7 +168,8 @@ func TestE2E_VaultAgentRerendersBeforeExpiry(t *testing.T) {
 	// the agent re-reads after 85-95% of each 20 s lease, so at least three
 	// new tokens must appear.
 	var renders []string
-	last := ""
+	last, lastExp := "", time.Time{}
+	minMargin := time.Duration(-1)
 	var deadline time.Time
 	started := time.Now()
 	for deadline.IsZero() || time.Now().Before(deadline) {
@@ -176,20 +178,34 @@ func TestE2E_VaultAgentRerendersBeforeExpiry(t *testing.T) {
 		}
 		raw, _ := os.ReadFile(rendered)
 		if token := string(raw); token != "" && token != last {
+			seenAt := time.Now()
 			in := oauth.verify(t, token)
 			if !in.Active {
 				t.Errorf("render %d is not active at the server when rendered", len(renders)+1)
 			} else if left := time.Until(time.Unix(in.Exp, 0)); left < time.Second {
 				t.Errorf("render %d had only %s left", len(renders)+1, left)
 			}
+			// The point of the re-read: the new token is in the file while
+			// the previous one still lives, by this much.
+			if last != "" {
+				margin := lastExp.Sub(seenAt)
+				if margin <= 0 {
+					t.Errorf("render %d came %s after the previous token expired", len(renders)+1, -margin)
+				}
+				if minMargin < 0 || margin < minMargin {
+					minMargin = margin
+				}
+			}
 			if deadline.IsZero() {
 				deadline = time.Now().Add(3*lifetime*time.Second + 5*time.Second)
 			}
 			renders = append(renders, token)
-			last = token
+			last, lastExp = token, time.Unix(in.Exp, 0)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	recordFigure(t, "agent_renders", len(renders))
+	recordFigure(t, "agent_min_margin_ms", minMargin.Milliseconds())
 	grants := oauth.stats(t).Grants
 	t.Logf("Vault Agent over %ds after its first render, with %ds tokens: %d renders, %d grants at the server", 3*lifetime+5, lifetime, len(renders), grants)
 	if len(renders) < 4 {
@@ -198,7 +214,12 @@ func TestE2E_VaultAgentRerendersBeforeExpiry(t *testing.T) {
 	if grants > len(renders)+1 {
 		t.Errorf("%d grants for %d renders: the agent re-reads in a loop", grants, len(renders))
 	}
-	assertNoSecrets(t, map[string]string{"client secret": client.Secret}, append(v.logFiles(), oauth.LogPath, agentLog))
+	secrets := map[string]string{"client secret": client.Secret}
+	for i, token := range renders {
+		noteSecret(token)
+		secrets[fmt.Sprintf("rendered token %d", i+1)] = token
+	}
+	assertNoSecrets(t, secrets, append(v.logFiles(), oauth.LogPath, agentLog))
 }
 
 // A Vault server with file storage keeps roles and environments across a

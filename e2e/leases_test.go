@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -62,21 +63,31 @@ func (r *tokenRelay) tokenURL() string { return r.URL + "/connect/token" }
 // jwtExp reads a JWT's exp claim.
 func jwtExp(t *testing.T, token string) time.Time {
 	t.Helper()
+	exp, err := jwtExpiry(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exp
+}
+
+// jwtExpiry reads a JWT's exp claim, unverified: the tests compare it with
+// what the engine handed out.
+func jwtExpiry(token string) (time.Time, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		t.Fatalf("not a JWT")
+		return time.Time{}, errors.New("not a JWT")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		t.Fatal(err)
+		return time.Time{}, err
 	}
 	var claims struct {
 		Exp int64 `json:"exp"`
 	}
-	if err := json.Unmarshal(raw, &claims); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(raw, &claims); err != nil || claims.Exp == 0 {
+		return time.Time{}, fmt.Errorf("no exp claim: %v", err)
 	}
-	return time.Unix(claims.Exp, 0)
+	return time.Unix(claims.Exp, 0), nil
 }
 
 // leaseEnd is when Vault will revoke the lease: its expire_time.

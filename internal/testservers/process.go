@@ -78,6 +78,13 @@ func (p *Process) Stop() {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
+// Kill crashes the process and its group at once (SIGKILL), as a power
+// loss or an OOM kill would, and waits until it has exited.
+func (p *Process) Kill() {
+	_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+	<-p.exited
+}
+
 // Exited is closed when the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 

@@ -166,6 +166,13 @@ func (v *Vault) Stop() {
 	}
 }
 
+// Kill crashes the server (SIGKILL to its process group).
+func (v *Vault) Kill() {
+	if v.proc != nil {
+		v.proc.Kill()
+	}
+}
+
 // Pid is the server process's ID.
 func (v *Vault) Pid() int { return v.proc.Pid() }
 

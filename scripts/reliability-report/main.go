@@ -40,20 +40,28 @@ var sections = []struct {
 		{"fuzz_inputs_executed", "inputs executed"},
 		{"fuzz_crashes", "crashes"},
 	}},
-	{"Failover on a three-node raft cluster (`e2e/cluster_test.go`)", [][2]string{
+	{"Failover on a three-node raft cluster, a stop and a crash of the active node (`e2e/cluster_test.go`)", [][2]string{
 		{"failover_reads_attempted", "reads attempted"},
 		{"failover_reads_succeeded", "reads succeeded"},
-		{"failover_unavailable_seconds", "seconds of unavailability"},
+		{"failover_stop_unavailable_seconds", "graceful stop (SIGTERM): longest time without a successful read, s (bound 10)"},
+		{"failover_stop_failed_reads", "graceful stop: failed reads"},
+		{"failover_crash_unavailable_seconds", "crash (SIGKILL): longest time without a successful read, s (bound 20)"},
+		{"failover_crash_failed_reads", "crash: failed reads"},
 		{"failover_config_entries_lost", "config entries lost"},
 	}},
 	{"Load on a real Vault and OAuth server (`e2e/load_test.go`)", [][2]string{
 		{"load_readers", "concurrent readers"},
 		{"load_seconds", "seconds"},
 		{"load_reads", "reads"},
-		{"load_errors", "errors"},
-		{"load_expired_tokens", "expired tokens handed out"},
+		{"load_errors", "failed reads (readers do not retry)"},
+		{"load_fallbacks", "reads served the cached token after a failed grant"},
+		{"load_expired_tokens", "tokens past their exp claim when received"},
 		{"load_grants", "grants at the server"},
 		{"load_rotations", "rotations (tokens handed out)"},
+	}},
+	{"Vault Agent on 20 s tokens (`e2e/e2e_test.go`)", [][2]string{
+		{"agent_renders", "tokens rendered"},
+		{"agent_min_margin_ms", "least life the previous token had left when the next was rendered (ms)"},
 	}},
 	{"Secret hygiene (Vault log and audit log, plugin and OAuth server logs, test output)", [][2]string{
 		{"hygiene_bytes_scanned", "bytes of logs scanned"},

@@ -15,7 +15,7 @@ func TestReadFiguresAndRender(t *testing.T) {
 	lines := `{"figure":"hygiene_bytes_scanned","value":1000}
 {"figure":"hygiene_bytes_scanned","value":2500}
 {"figure":"fuzz_time_per_target","value":"20s"}
-{"figure":"failover_unavailable_seconds","value":0.6}
+{"figure":"failover_stop_unavailable_seconds","value":0.6}
 `
 	if err := os.WriteFile(path, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
@@ -28,7 +28,7 @@ func TestReadFiguresAndRender(t *testing.T) {
 	for _, want := range []string{
 		"| bytes of logs scanned | 3,500 |",
 		"| time per target | 20s |",
-		"| seconds of unavailability | 0.6 |",
+		"longest time without a successful read, s (bound 10) | 0.6 |",
 		"| storage faults injected | not measured in this run |",
 		"From the `make reliability` run of 2026-12-01 10:00 UTC on commit 0123456789ab, which passed on try 2,",
 	} {
