@@ -15,12 +15,11 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aritma/vault-plugin-secrets-aritma/internal/testservers"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -404,27 +403,7 @@ func TestE2E_Proxy(t *testing.T) {
 		TokenTTL: 3600, Clients: []oauthClient{client}, ServerCA: pki.pool,
 		Extra: map[string]interface{}{"tls": map[string]string{"cert": serverCert, "key": serverKey}},
 	})
-	var proxied atomic.Int32
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", http.StatusBadRequest)
-			return
-		}
-		upstream, err := net.Dial("tcp", r.Host)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		proxied.Add(1)
-		w.WriteHeader(http.StatusOK)
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			upstream.Close()
-			return
-		}
-		go func() { _, _ = io.Copy(upstream, conn); upstream.Close() }()
-		go func() { _, _ = io.Copy(conn, upstream); conn.Close() }()
-	}))
+	proxy := testservers.StartConnectProxy(false)
 	t.Cleanup(proxy.Close)
 
 	v := startVaultDev(t)
@@ -436,8 +415,8 @@ func TestE2E_Proxy(t *testing.T) {
 		t.Error("the proxied token is not active")
 	}
 	// At least one tunnel: Go's transport may open a spare connection.
-	if proxied.Load() < 1 || oauth.stats(t).Grants != 1 {
-		t.Errorf("the proxy opened %d tunnels for %d grants, want the grant through a tunnel", proxied.Load(), oauth.stats(t).Grants)
+	if proxy.Tunnels() < 1 || oauth.stats(t).Grants != 1 {
+		t.Errorf("the proxy opened %d tunnels for %d grants, want the grant through a tunnel", proxy.Tunnels(), oauth.stats(t).Grants)
 	}
 	assertNoSecrets(t, map[string]string{"client secret": client.Secret, "access token": secret.Data["access_token"].(string)},
 		append(v.logFiles(), oauth.LogPath))
