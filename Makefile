@@ -47,6 +47,7 @@ check: ## gofmt and go vet, changing no file
 
 unit: ## the unit tests, with the race detector (one test: go test -run NAME ./aritma)
 	go test -race -count=1 ./...
+	cd bench && go test -mod=readonly -count=1 ./...
 
 # Each fuzz target for a short fixed time (longer in make reliability).
 FUZZTIME ?= 5s

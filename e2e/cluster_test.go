@@ -122,8 +122,8 @@ func TestReliability_ClusterFailover(t *testing.T) {
 	lost := 0
 	var active *testservers.Node
 	for _, o := range []outage{
-		{"stop", "SIGTERM", func(n *testservers.Node) { n.Stop() }, 10 * time.Second},
-		{"crash", "SIGKILL", func(n *testservers.Node) { n.Kill() }, 20 * time.Second},
+		{"stop", "SIGTERM", func(n *testservers.Node) { n.Stop() }, 5 * time.Second},
+		{"crash", "SIGKILL", func(n *testservers.Node) { n.Kill() }, 10 * time.Second},
 	} {
 		var err error
 		if active, err = c.ActiveNode(); err != nil {

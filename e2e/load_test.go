@@ -132,12 +132,17 @@ func TestReliability_Load(t *testing.T) {
 }
 
 // checkLeasedToken: the token is alive when the reader received it, judged
-// by the token's own exp claim (the OAuth server's word, not the engine's
+// by a JWT's own exp claim (the OAuth server's word, not the engine's
 // expires_at), with a lease of at least a second, not renewable. (That the
 // lease ends by exp is checked against Vault's lease records in
 // TestE2E_LeaseEdges: the reader's clock cannot tell.)
 func checkLeasedToken(secret *api.Secret, received time.Time) bool {
 	token, _ := secret.Data["access_token"].(string)
 	exp, err := jwtExpiry(token)
+	if err != nil {
+		// An opaque token carries no exp; the engine's expires_at (whole
+		// seconds, rounded down) is all the reader has.
+		exp, err = time.Parse(time.RFC3339, fmt.Sprint(secret.Data["expires_at"]))
+	}
 	return err == nil && exp.After(received) && secret.LeaseDuration >= 1 && !secret.Renewable
 }

@@ -58,6 +58,9 @@ func StartRaftCluster(bin, dir string, size int) (*RaftCluster, error) {
 storage "raft" {
   path    = %q
   node_id = %q
+  # What production deployments are told to use; the default (0, read as 5)
+  # is for slow development machines and multiplies every raft timeout.
+  performance_multiplier = 1
 }
 listener "tcp" {
   address         = %q

@@ -43,9 +43,9 @@ var sections = []struct {
 	{"Failover on a three-node raft cluster, a stop and a crash of the active node (`e2e/cluster_test.go`)", [][2]string{
 		{"failover_reads_attempted", "reads attempted"},
 		{"failover_reads_succeeded", "reads succeeded"},
-		{"failover_stop_unavailable_seconds", "graceful stop (SIGTERM): longest time without a successful read, s (bound 10)"},
+		{"failover_stop_unavailable_seconds", "graceful stop (SIGTERM): longest time without a successful read, s (bound 5)"},
 		{"failover_stop_failed_reads", "graceful stop: failed reads"},
-		{"failover_crash_unavailable_seconds", "crash (SIGKILL): longest time without a successful read, s (bound 20)"},
+		{"failover_crash_unavailable_seconds", "crash (SIGKILL): longest time without a successful read, s (bound 10)"},
 		{"failover_crash_failed_reads", "crash: failed reads"},
 		{"failover_config_entries_lost", "config entries lost"},
 	}},

@@ -28,7 +28,7 @@ func TestReadFiguresAndRender(t *testing.T) {
 	for _, want := range []string{
 		"| bytes of logs scanned | 3,500 |",
 		"| time per target | 20s |",
-		"longest time without a successful read, s (bound 10) | 0.6 |",
+		"longest time without a successful read, s (bound 5) | 0.6 |",
 		"| storage faults injected | not measured in this run |",
 		"From the `make reliability` run of 2026-12-01 10:00 UTC on commit 0123456789ab, which passed on try 2,",
 	} {

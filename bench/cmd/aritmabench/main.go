@@ -31,6 +31,7 @@ import (
 // alone.
 type results struct {
 	Date      string            `json:"date"`
+	Commit    string            `json:"commit"`  // what was measured
 	Machine   []string          `json:"machine"` // "key: value" lines
 	Quick     bool              `json:"quick"`
 	Seconds   float64           `json:"seconds"`
@@ -124,7 +125,8 @@ func run(args []string) {
 	}()
 
 	start := time.Now()
-	res := &results{Date: start.UTC().Format("2006-01-02 15:04 UTC"), Machine: describeMachine(c.vaultBin), Quick: c.quick}
+	res := &results{Date: start.UTC().Format("2006-01-02 15:04 UTC"), Commit: describeCommit(c.repo),
+		Machine: describeMachine(c.vaultBin), Quick: c.quick}
 	if c.stages["inprocess"] {
 		res.InProcess = stageInProcess(c)
 		save(c, res)
@@ -167,6 +169,20 @@ func report(args []string) {
 	var res results
 	check(json.Unmarshal(raw, &res), *in)
 	check(updateDoc(*doc, &res), "report")
+}
+
+// describeCommit names the checkout measured: its commit, and whether
+// tracked files differed from it.
+func describeCommit(repo string) string {
+	rev, err := exec.Command("git", "-C", repo, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "an unknown commit"
+	}
+	name := "commit " + strings.TrimSpace(string(rev))
+	if exec.Command("git", "-C", repo, "diff", "--quiet", "HEAD", "--", ".", ":!docs/benchmarks.md").Run() != nil {
+		name += " with uncommitted changes"
+	}
+	return name
 }
 
 // describeMachine is the machine table's rows, from /proc and the tools.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -85,7 +86,7 @@ func fmtCI(xs []float64, f func(float64) string) string {
 
 func runBlock(res *results) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured on %s, in a run of `aritmabench` that took %dm%02ds", res.Date, int(res.Seconds)/60, int(res.Seconds)%60)
+	fmt.Fprintf(&b, "Measured on %s on %s, in a run of `aritmabench` that took %dm%02ds", res.Date, cmp.Or(res.Commit, "an unrecorded commit"), int(res.Seconds)/60, int(res.Seconds)%60)
 	if res.Quick {
 		b.WriteString(" **with `-quick`: short runs, figures for trying the harness only**")
 	}
