@@ -62,6 +62,7 @@ func TestParseToken(t *testing.T) {
 			wantType: "Bearer", wantScope: "api", wantExpires: issued.Add(5 * time.Minute),
 		},
 		"expires_in zero":     {token: "t", raw: map[string]interface{}{"expires_in": 0.0}, wantErr: "expires_in is 0: the token is already expired"},
+		"expires_in one":      {token: "t", raw: map[string]interface{}{"expires_in": 1.0}, wantErr: "the token expires within 1s of the request"},
 		"expires_in negative": {token: "t", raw: map[string]interface{}{"expires_in": -30.0}, wantErr: "expires_in is -30"},
 		"expires_in garbage":  {token: "t", raw: map[string]interface{}{"expires_in": "soon"}, wantErr: `expires_in "soon" is not a number`},
 		"JWT already expired": {token: testJWT(fmt.Sprintf(`{"exp":%d}`, sentAt.Add(-time.Second).Unix())), raw: map[string]interface{}{}, wantErr: "exp claim (2026-11-23T15:59:59Z) is in the past"},

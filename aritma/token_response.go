@@ -48,6 +48,12 @@ func parseToken(tok *oauth2.Token, requestedScopes []string, sentAt time.Time, a
 	if err != nil {
 		return nil, upstreamError(err.Error())
 	}
+	if !expiresAt.After(sentAt) {
+		// expires_in=1, say: with the second the server may have rounded
+		// off, the token may be dead when it arrives.
+		return nil, upstreamError(fmt.Sprintf("the token expires within %s of the request (less than the second a server's clock may round off): it may already be expired",
+			expiresAt.Sub(issuedAt)))
+	}
 
 	scope, _ := rawField(tok, "scope")
 	if scope == "" {
