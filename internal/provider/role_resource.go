@@ -1,0 +1,329 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/vault/api"
+)
+
+func pathOf(name string) path.Path { return path.Root(name) }
+
+// roleResource is aritma_role: roles/<name> of the engine.
+type roleResource struct{ client *client }
+
+func newRoleResource() resource.Resource { return &roleResource{} }
+
+type roleModel struct {
+	Name                  types.String `tfsdk:"name"`
+	Environment           types.String `tfsdk:"environment"`
+	ClientID              types.String `tfsdk:"client_id"`
+	ClientSecretWO        types.String `tfsdk:"client_secret_wo"`
+	ClientSecretWOVersion types.Int64  `tfsdk:"client_secret_wo_version"`
+	ClientSecretSet       types.Bool   `tfsdk:"client_secret_set"`
+	Scopes                types.List   `tfsdk:"scopes"`
+	Audience              types.String `tfsdk:"audience"`
+	Resource              types.List   `tfsdk:"resource"`
+	TokenParams           types.Map    `tfsdk:"token_params"`
+	MinRemaining          types.Int64  `tfsdk:"min_remaining"`
+	AuthMethod            types.String `tfsdk:"auth_method"`
+	SigningAlgorithm      types.String `tfsdk:"signing_algorithm"`
+	PrivateKeyWO          types.String `tfsdk:"private_key_wo"`
+	PrivateKeyWOVersion   types.Int64  `tfsdk:"private_key_wo_version"`
+	TLSClientCert         types.String `tfsdk:"tls_client_cert"`
+	TLSClientKeyWO        types.String `tfsdk:"tls_client_key_wo"`
+	TLSClientKeyWOVersion types.Int64  `tfsdk:"tls_client_key_wo_version"`
+	TokenPerLease         types.Bool   `tfsdk:"token_per_lease"`
+	KeyActivationDelay    types.Int64  `tfsdk:"key_activation_delay"`
+}
+
+// roleWriteOnly are the role's secrets: each is sent on create, and again
+// only when its version changes.
+var roleWriteOnly = []struct{ field, attribute, version string }{
+	{"client_secret", "client_secret_wo", "client_secret_wo_version"},
+	{"private_key", "private_key_wo", "private_key_wo_version"},
+	{"tls_client_key", "tls_client_key_wo", "tls_client_key_wo_version"},
+}
+
+func (r *roleResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_role"
+}
+
+func writeOnly(description string) schema.StringAttribute {
+	return schema.StringAttribute{Optional: true, WriteOnly: true, Sensitive: true, Description: description +
+		" Write-only: never stored in plan or state; sent on create and whenever its _wo_version changes."}
+}
+
+func woVersion(secret string) schema.Int64Attribute {
+	return schema.Int64Attribute{Optional: true, Description: "Change this to send " + secret + " again (a rotation)."}
+}
+
+func (r *roleResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "A role of the Aritma engine: one client's credentials and scopes for one environment. Applications read token/<name>.",
+		Attributes: map[string]schema.Attribute{
+			"name": schema.StringAttribute{Required: true, Description: "Name of the role.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
+			"environment":              schema.StringAttribute{Required: true, Description: "Environment (authorization server) to get tokens from."},
+			"client_id":                schema.StringAttribute{Required: true, Description: "Client ID issued by the bank."},
+			"client_secret_wo":         writeOnly("Client secret issued by the bank, for client_secret_post and client_secret_basic."),
+			"client_secret_wo_version": woVersion("client_secret_wo"),
+			"client_secret_set":        schema.BoolAttribute{Computed: true, Description: "Whether the engine holds a client secret for the role."},
+			"scopes":                   schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Scopes to request (api, bankservice, IDENTITY, ...)."},
+			"audience":                 schema.StringAttribute{Optional: true, Description: "audience parameter, for servers that require one."},
+			"resource":                 schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Resource indicators (RFC 8707)."},
+			"token_params":             schema.MapAttribute{ElementType: types.StringType, Optional: true, Description: "Extra form parameters of the token request; not secret."},
+			"min_remaining": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(60),
+				Description: "Seconds of life a cached token must have left to be handed out again."},
+			"auth_method":               schema.StringAttribute{Optional: true, Description: "Client authentication, overriding the environment's."},
+			"signing_algorithm":         schema.StringAttribute{Optional: true, Description: "Algorithm of keys generated for private_key_jwt: RS256, PS256 or ES256."},
+			"private_key_wo":            writeOnly("PEM private key to import for private_key_jwt."),
+			"private_key_wo_version":    woVersion("private_key_wo"),
+			"tls_client_cert":           schema.StringAttribute{Optional: true, Description: "PEM client certificate for mutual TLS."},
+			"tls_client_key_wo":         writeOnly("PEM private key of tls_client_cert."),
+			"tls_client_key_wo_version": woVersion("tls_client_key_wo"),
+			"token_per_lease": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+				Description: "A token of its own for every read, revoked with its lease."},
+			"key_activation_delay": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(86400),
+				Description: "Seconds a rotated or imported key is published before it signs."},
+		},
+	}
+}
+
+func (r *roleResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if c, ok := req.ProviderData.(*client); ok {
+		r.client = c
+	}
+}
+
+// roleData is what a write sends: every field the model sets (so that one
+// removed from the configuration returns to its default), and the secrets
+// in send.
+func roleData(ctx context.Context, m *roleModel, config *roleModel, send map[string]bool) (map[string]interface{}, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	strs := func(l types.List) []string {
+		var out []string
+		diags.Append(l.ElementsAs(ctx, &out, false)...)
+		return out
+	}
+	params := map[string]string{}
+	diags.Append(m.TokenParams.ElementsAs(ctx, &params, false)...)
+	data := map[string]interface{}{
+		"environment":          m.Environment.ValueString(),
+		"client_id":            m.ClientID.ValueString(),
+		"scopes":               strs(m.Scopes),
+		"audience":             m.Audience.ValueString(),
+		"resource":             strs(m.Resource),
+		"token_params":         params,
+		"min_remaining":        m.MinRemaining.ValueInt64(),
+		"auth_method":          m.AuthMethod.ValueString(),
+		"tls_client_cert":      m.TLSClientCert.ValueString(),
+		"token_per_lease":      m.TokenPerLease.ValueBool(),
+		"key_activation_delay": m.KeyActivationDelay.ValueInt64(),
+	}
+	if v := m.SigningAlgorithm.ValueString(); v != "" {
+		data["signing_algorithm"] = v
+	}
+	values := map[string]types.String{
+		"client_secret": config.ClientSecretWO, "private_key": config.PrivateKeyWO, "tls_client_key": config.TLSClientKeyWO,
+	}
+	for _, wo := range roleWriteOnly {
+		if v := values[wo.field]; send[wo.field] && !v.IsNull() {
+			data[wo.field] = v.ValueString()
+		}
+	}
+	return data, diags
+}
+
+func (r *roleResource) write(ctx context.Context, plan, config *roleModel, send map[string]bool) diag.Diagnostics {
+	data, diags := roleData(ctx, plan, config, send)
+	if diags.HasError() {
+		return diags
+	}
+	if _, err := r.client.vault.Logical().WriteWithContext(ctx, r.client.path("roles/"+plan.Name.ValueString()), data); err != nil {
+		// The engine's own message names the field and what it allows.
+		diags.AddError("Writing role "+plan.Name.ValueString(), err.Error())
+	}
+	return diags
+}
+
+func (r *roleResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan, config roleModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	send := map[string]bool{"client_secret": true, "private_key": true, "tls_client_key": true}
+	if resp.Diagnostics.Append(r.write(ctx, &plan, &config, send)...); resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.read(ctx, &plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *roleResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, config, state roleModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	send := map[string]bool{
+		"client_secret":  !plan.ClientSecretWOVersion.Equal(state.ClientSecretWOVersion),
+		"private_key":    !plan.PrivateKeyWOVersion.Equal(state.PrivateKeyWOVersion),
+		"tls_client_key": !plan.TLSClientKeyWOVersion.Equal(state.TLSClientKeyWOVersion),
+	}
+	if resp.Diagnostics.Append(r.write(ctx, &plan, &config, send)...); resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.read(ctx, &plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *roleResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state roleModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	found, diags := r.readRole(ctx, &state)
+	resp.Diagnostics.Append(diags...)
+	if !found {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *roleResource) read(ctx context.Context, m *roleModel) diag.Diagnostics {
+	found, diags := r.readRole(ctx, m)
+	if !found && !diags.HasError() {
+		diags.AddError("Reading role "+m.Name.ValueString(), "the role does not exist after it was written")
+	}
+	return diags
+}
+
+// readRole sets every field the engine reads back. Empty strings, lists
+// and maps read as null, as an unset attribute is; a client secret the
+// engine no longer holds clears client_secret_wo_version, so that the next
+// plan sends it again.
+func (r *roleResource) readRole(ctx context.Context, m *roleModel) (bool, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	secret, err := r.client.vault.Logical().ReadWithContext(ctx, r.client.path("roles/"+m.Name.ValueString()))
+	if err != nil {
+		if re, ok := err.(*api.ResponseError); ok && re.StatusCode == http.StatusNotFound {
+			return false, nil
+		}
+		diags.AddError("Reading role "+m.Name.ValueString(), err.Error())
+		return false, diags
+	}
+	if secret == nil {
+		return false, nil
+	}
+	d := secret.Data
+	m.Environment = types.StringValue(str(d["environment"]))
+	m.ClientID = types.StringValue(str(d["client_id"]))
+	m.ClientSecretSet = types.BoolValue(d["client_secret_set"] == true)
+	if !m.ClientSecretSet.ValueBool() {
+		m.ClientSecretWOVersion = types.Int64Null()
+	}
+	m.Scopes = listOrNull(d["scopes"], &diags)
+	m.Audience = stringOrNull(d["audience"])
+	m.Resource = listOrNull(d["resource"], &diags)
+	m.TokenParams = mapOrNull(d["token_params"], &diags)
+	m.MinRemaining = types.Int64Value(num(d["min_remaining"]))
+	m.AuthMethod = stringOrNull(d["auth_method"])
+	m.TLSClientCert = stringOrNull(d["tls_client_cert"])
+	m.TokenPerLease = types.BoolValue(d["token_per_lease"] == true)
+	m.KeyActivationDelay = types.Int64Value(num(d["key_activation_delay"]))
+	return true, diags
+}
+
+func (r *roleResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state roleModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if _, err := r.client.vault.Logical().DeleteWithContext(ctx, r.client.path("roles/"+state.Name.ValueString())); err != nil {
+		resp.Diagnostics.AddError("Deleting role "+state.Name.ValueString(), err.Error())
+	}
+}
+
+func (r *roleResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+}
+
+func str(v interface{}) string {
+	s, _ := v.(string)
+	return s
+}
+
+func num(v interface{}) int64 {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	case float64:
+		return int64(n)
+	case string:
+		i, _ := strconv.ParseInt(n, 10, 64)
+		return i
+	}
+	return 0
+}
+
+func stringOrNull(v interface{}) types.String {
+	if s := str(v); s != "" {
+		return types.StringValue(s)
+	}
+	return types.StringNull()
+}
+
+func listOrNull(v interface{}, diags *diag.Diagnostics) types.List {
+	items, _ := v.([]interface{})
+	if len(items) == 0 {
+		return types.ListNull(types.StringType)
+	}
+	values := make([]attr.Value, len(items))
+	for i, item := range items {
+		values[i] = types.StringValue(fmt.Sprint(item))
+	}
+	l, d := types.ListValue(types.StringType, values)
+	diags.Append(d...)
+	return l
+}
+
+func mapOrNull(v interface{}, diags *diag.Diagnostics) types.Map {
+	items, _ := v.(map[string]interface{})
+	if len(items) == 0 {
+		return types.MapNull(types.StringType)
+	}
+	values := make(map[string]attr.Value, len(items))
+	for k, item := range items {
+		values[k] = types.StringValue(fmt.Sprint(item))
+	}
+	m, d := types.MapValue(types.StringType, values)
+	diags.Append(d...)
+	return m
+}
+
+var (
+	_ resource.ResourceWithConfigure   = (*roleResource)(nil)
+	_ resource.ResourceWithImportState = (*roleResource)(nil)
+)

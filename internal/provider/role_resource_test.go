@@ -1,0 +1,290 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aritma/vault-plugin-secrets-aritma/aritma"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// fakeVault stands in for Vault with the engine mounted at aritma/: it
+// keeps roles as the engine reads them back and records every write.
+type fakeVault struct {
+	*httptest.Server
+	mu     sync.Mutex
+	roles  map[string]map[string]interface{}
+	writes []map[string]interface{}
+}
+
+func newFakeVault(t *testing.T) *fakeVault {
+	f := &fakeVault{roles: map[string]map[string]interface{}{}}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/v1/aritma/roles/")
+		if !ok || r.Header.Get("X-Vault-Token") != "test-token" {
+			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch r.Method {
+		case http.MethodPut, http.MethodPost:
+			var data map[string]interface{}
+			_ = json.NewDecoder(r.Body).Decode(&data)
+			f.writes = append(f.writes, data)
+			role := f.roles[name]
+			if role == nil {
+				role = map[string]interface{}{"client_secret_set": false}
+			}
+			for k, v := range data {
+				if k == "client_secret" {
+					role["client_secret_set"] = v != ""
+					continue
+				}
+				role[k] = v
+			}
+			f.roles[name] = role
+			w.WriteHeader(http.StatusNoContent)
+		case http.MethodGet:
+			role := f.roles[name]
+			if role == nil {
+				http.Error(w, `{"errors":[]}`, http.StatusNotFound)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]interface{}{"data": role})
+		case http.MethodDelete:
+			delete(f.roles, name)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeVault) write(i int) map[string]interface{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.writes[i]
+}
+
+// protocolTest drives the provider through the protocol, as OpenTofu does.
+type protocolTest struct {
+	t        *testing.T
+	server   tfprotov6.ProviderServer
+	roleType tftypes.Object
+	last     *tfprotov6.DynamicValue // the state the last apply left
+}
+
+func newProtocolTest(t *testing.T, vault *fakeVault) *protocolTest {
+	t.Helper()
+	server, err := providerserver.NewProtocol6WithError(New("test")())()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	schemas, err := server.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{})
+	if err != nil || len(schemas.Diagnostics) > 0 {
+		t.Fatalf("schema: %v %v", err, schemas.Diagnostics)
+	}
+	p := &protocolTest{t: t, server: server, roleType: schemas.ResourceSchemas["aritma_role"].ValueType().(tftypes.Object)}
+	providerType := schemas.Provider.ValueType().(tftypes.Object)
+	config := objectOf(providerType, map[string]tftypes.Value{
+		"address": tftypes.NewValue(tftypes.String, vault.URL),
+		"token":   tftypes.NewValue(tftypes.String, "test-token"),
+	})
+	resp, err := server.ConfigureProvider(ctx, &tfprotov6.ConfigureProviderRequest{Config: dynamic(t, providerType, config)})
+	if err != nil || len(resp.Diagnostics) > 0 {
+		t.Fatalf("configure: %v %v", err, resp.Diagnostics)
+	}
+	return p
+}
+
+// objectOf fills the attributes not given with nulls.
+func objectOf(typ tftypes.Object, given map[string]tftypes.Value) tftypes.Value {
+	values := map[string]tftypes.Value{}
+	for name, attrType := range typ.AttributeTypes {
+		values[name] = tftypes.NewValue(attrType, nil)
+		if v, ok := given[name]; ok {
+			values[name] = v
+		}
+	}
+	return tftypes.NewValue(typ, values)
+}
+
+func dynamic(t *testing.T, typ tftypes.Type, v tftypes.Value) *tfprotov6.DynamicValue {
+	t.Helper()
+	dv, err := tfprotov6.NewDynamicValue(typ, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dv
+}
+
+// apply plans and applies config over prior (nil to create), the way the
+// CLI does: write-only values are in the configuration only, null in the
+// proposed state.
+func (p *protocolTest) apply(prior *tfprotov6.DynamicValue, config map[string]tftypes.Value) map[string]tftypes.Value {
+	p.t.Helper()
+	ctx := context.Background()
+	configValue := objectOf(p.roleType, config)
+	proposed := map[string]tftypes.Value{}
+	for k, v := range config {
+		proposed[k] = v
+	}
+	for _, wo := range roleWriteOnly {
+		delete(proposed, wo.attribute)
+	}
+	if prior == nil {
+		prior = dynamic(p.t, p.roleType, tftypes.NewValue(p.roleType, nil))
+	} else if old := p.decode(prior); old != nil {
+		proposed["client_secret_set"] = old["client_secret_set"] // computed: the CLI proposes the prior value
+	}
+	plan, err := p.server.PlanResourceChange(ctx, &tfprotov6.PlanResourceChangeRequest{
+		TypeName: "aritma_role", PriorState: prior,
+		ProposedNewState: dynamic(p.t, p.roleType, objectOf(p.roleType, proposed)),
+		Config:           dynamic(p.t, p.roleType, configValue),
+	})
+	if err != nil || len(plan.Diagnostics) > 0 {
+		p.t.Fatalf("plan: %v %v", err, plan.Diagnostics)
+	}
+	applied, err := p.server.ApplyResourceChange(ctx, &tfprotov6.ApplyResourceChangeRequest{
+		TypeName: "aritma_role", PriorState: prior, PlannedState: plan.PlannedState,
+		Config: dynamic(p.t, p.roleType, configValue), PlannedPrivate: plan.PlannedPrivate,
+	})
+	if err != nil || len(applied.Diagnostics) > 0 {
+		p.t.Fatalf("apply: %v %v", err, applied.Diagnostics)
+	}
+	p.last = applied.NewState
+	return p.decode(applied.NewState)
+}
+
+func (p *protocolTest) decode(dv *tfprotov6.DynamicValue) map[string]tftypes.Value {
+	p.t.Helper()
+	v, err := dv.Unmarshal(p.roleType)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if v.IsNull() {
+		return nil
+	}
+	out := map[string]tftypes.Value{}
+	if err := v.As(&out); err != nil {
+		p.t.Fatal(err)
+	}
+	return out
+}
+
+func s(v string) tftypes.Value { return tftypes.NewValue(tftypes.String, v) }
+
+func n(v int64) tftypes.Value { return tftypes.NewValue(tftypes.Number, v) }
+
+// A client secret is written on create and when its version changes, never
+// otherwise, and the state never holds it.
+func TestRole_WriteOnlySecretSentOnCreateAndVersionBumpOnly(t *testing.T) {
+	vault := newFakeVault(t)
+	p := newProtocolTest(t, vault)
+	config := map[string]tftypes.Value{
+		"name": s("payments"), "environment": s("development"), "client_id": s("my-client"),
+		"client_secret_wo": s("s3cret-v1"), "client_secret_wo_version": n(1),
+		"scopes": tftypes.NewValue(tftypes.List{ElementType: tftypes.String}, []tftypes.Value{s("bankservice")}),
+	}
+	state := p.apply(nil, config)
+	if got := vault.write(0)["client_secret"]; got != "s3cret-v1" {
+		t.Errorf("create sent client_secret %v, want the secret", got)
+	}
+	if !state["client_secret_wo"].IsNull() {
+		t.Error("the state holds client_secret_wo")
+	}
+	if v := state["client_secret_set"]; !v.Equal(tftypes.NewValue(tftypes.Bool, true)) {
+		t.Errorf("client_secret_set = %v, want true", v)
+	}
+
+	// Another field changes, the version does not: no secret is sent.
+	config["scopes"] = tftypes.NewValue(tftypes.List{ElementType: tftypes.String}, []tftypes.Value{s("api")})
+	p.apply(p.last, config)
+	if _, sent := vault.write(1)["client_secret"]; sent {
+		t.Error("an update without a version bump sent the client secret")
+	}
+
+	// The version changes: the new secret is sent.
+	config["client_secret_wo"], config["client_secret_wo_version"] = s("s3cret-v2"), n(2)
+	state = p.apply(p.last, config)
+	if got := vault.write(2)["client_secret"]; got != "s3cret-v2" {
+		t.Errorf("a version bump sent client_secret %v, want the new secret", got)
+	}
+	for name, v := range state {
+		if strings.Contains(v.String(), "s3cret") {
+			t.Errorf("the state's %s holds a secret", name)
+		}
+	}
+}
+
+// A client that does not announce write-only support is refused.
+func TestRole_WriteOnlyRefusedWithoutTheCapability(t *testing.T) {
+	p := newProtocolTest(t, newFakeVault(t))
+	config := objectOf(p.roleType, map[string]tftypes.Value{
+		"name": s("r"), "environment": s("e"), "client_id": s("c"), "client_secret_wo": s("x"),
+	})
+	for allowed, wantError := range map[bool]bool{false: true, true: false} {
+		resp, err := p.server.ValidateResourceConfig(context.Background(), &tfprotov6.ValidateResourceConfigRequest{
+			TypeName: "aritma_role", Config: dynamic(t, p.roleType, config),
+			ClientCapabilities: &tfprotov6.ValidateResourceConfigClientCapabilities{WriteOnlyAttributesAllowed: allowed},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(resp.Diagnostics) > 0; got != wantError {
+			t.Errorf("write-only allowed %v: diagnostics %v, want an error: %v", allowed, resp.Diagnostics, wantError)
+		}
+	}
+}
+
+// Every field the engine's roles/<name> path takes is an attribute of
+// aritma_role (a secret as <field>_wo), unless listed here with the reason
+// it is left out: a field the engine gains must be mapped or listed.
+func TestRole_CoversEveryEngineField(t *testing.T) {
+	leftOut := map[string]string{
+		"name": "the resource's name attribute",
+	}
+	p := newProtocolTest(t, newFakeVault(t))
+	for _, field := range engineFields(t, "roles/x") {
+		if _, ok := leftOut[field]; ok {
+			continue
+		}
+		_, plain := p.roleType.AttributeTypes[field]
+		_, secret := p.roleType.AttributeTypes[field+"_wo"]
+		if !plain && !secret {
+			t.Errorf("the engine's role field %q is neither an attribute of aritma_role nor listed as left out", field)
+		}
+	}
+}
+
+// engineFields are the fields of the engine's path that matches path.
+func engineFields(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := aritma.Factory(context.Background(), &logical.BackendConfig{
+		Logger: hclog.NewNullLogger(), System: logical.TestSystemView(), StorageView: &logical.InmemStorage{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := b.(interface{ Route(string) *framework.Path }).Route(path)
+	if p == nil {
+		t.Fatalf("no engine path matches %s", path)
+	}
+	var fields []string
+	for name := range p.Fields {
+		fields = append(fields, name)
+	}
+	return fields
+}
