@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,7 @@ type fakeVault struct {
 func newFakeVault(t *testing.T) *fakeVault {
 	f := &fakeVault{roles: map[string]map[string]interface{}{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name, ok := strings.CutPrefix(r.URL.Path, "/v1/aritma/roles/")
+		name, ok := strings.CutPrefix(r.URL.Path, "/v1/aritma/")
 		if !ok || r.Header.Get("X-Vault-Token") != "test-token" {
 			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
 			return
@@ -47,8 +48,8 @@ func newFakeVault(t *testing.T) *fakeVault {
 				role = map[string]interface{}{"client_secret_set": false}
 			}
 			for k, v := range data {
-				if k == "client_secret" {
-					role["client_secret_set"] = v != ""
+				if k == "client_secret" || k == "tls_client_key" {
+					role[k+"_set"] = v != ""
 					continue
 				}
 				role[k] = v
@@ -61,7 +62,16 @@ func newFakeVault(t *testing.T) *fakeVault {
 				http.Error(w, `{"errors":[]}`, http.StatusNotFound)
 				return
 			}
-			_ = json.NewEncoder(w).Encode(map[string]interface{}{"data": role})
+			read := map[string]interface{}{}
+			for k, v := range role {
+				read[k] = v
+			}
+			if raw, ok := read["proxy_url"].(string); ok { // the engine hides a proxy's password
+				if u, err := url.Parse(raw); err == nil && u.User != nil {
+					read["proxy_url"] = u.Redacted()
+				}
+			}
+			_ = json.NewEncoder(w).Encode(map[string]interface{}{"data": read})
 		case http.MethodDelete:
 			delete(f.roles, name)
 			w.WriteHeader(http.StatusNoContent)
@@ -81,6 +91,7 @@ func (f *fakeVault) write(i int) map[string]interface{} {
 type protocolTest struct {
 	t        *testing.T
 	server   tfprotov6.ProviderServer
+	types    map[string]tftypes.Object // resource types by name
 	roleType tftypes.Object
 	last     *tfprotov6.DynamicValue // the state the last apply left
 }
@@ -96,7 +107,11 @@ func newProtocolTest(t *testing.T, vault *fakeVault) *protocolTest {
 	if err != nil || len(schemas.Diagnostics) > 0 {
 		t.Fatalf("schema: %v %v", err, schemas.Diagnostics)
 	}
-	p := &protocolTest{t: t, server: server, roleType: schemas.ResourceSchemas["aritma_role"].ValueType().(tftypes.Object)}
+	p := &protocolTest{t: t, server: server, types: map[string]tftypes.Object{}}
+	for name, sch := range schemas.ResourceSchemas {
+		p.types[name] = sch.ValueType().(tftypes.Object)
+	}
+	p.roleType = p.types["aritma_role"]
 	providerType := schemas.Provider.ValueType().(tftypes.Object)
 	config := objectOf(providerType, map[string]tftypes.Value{
 		"address": tftypes.NewValue(tftypes.String, vault.URL),
@@ -135,42 +150,54 @@ func dynamic(t *testing.T, typ tftypes.Type, v tftypes.Value) *tfprotov6.Dynamic
 // proposed state.
 func (p *protocolTest) apply(prior *tfprotov6.DynamicValue, config map[string]tftypes.Value) map[string]tftypes.Value {
 	p.t.Helper()
+	return p.applyTo("aritma_role", prior, config)
+}
+
+func (p *protocolTest) applyTo(typeName string, prior *tfprotov6.DynamicValue, config map[string]tftypes.Value) map[string]tftypes.Value {
+	p.t.Helper()
 	ctx := context.Background()
-	configValue := objectOf(p.roleType, config)
+	typ := p.types[typeName]
+	configValue := objectOf(typ, config)
 	proposed := map[string]tftypes.Value{}
 	for k, v := range config {
-		proposed[k] = v
-	}
-	for _, wo := range roleWriteOnly {
-		delete(proposed, wo.attribute)
+		if !strings.HasSuffix(k, "_wo") {
+			proposed[k] = v
+		}
 	}
 	if prior == nil {
-		prior = dynamic(p.t, p.roleType, tftypes.NewValue(p.roleType, nil))
-	} else if old := p.decode(prior); old != nil {
-		proposed["client_secret_set"] = old["client_secret_set"] // computed: the CLI proposes the prior value
+		prior = dynamic(p.t, typ, tftypes.NewValue(typ, nil))
+	} else if old := p.decodeAs(typ, prior); old != nil {
+		if v, ok := old["client_secret_set"]; ok {
+			proposed["client_secret_set"] = v // computed: the CLI proposes the prior value
+		}
 	}
 	plan, err := p.server.PlanResourceChange(ctx, &tfprotov6.PlanResourceChangeRequest{
-		TypeName: "aritma_role", PriorState: prior,
-		ProposedNewState: dynamic(p.t, p.roleType, objectOf(p.roleType, proposed)),
-		Config:           dynamic(p.t, p.roleType, configValue),
+		TypeName: typeName, PriorState: prior,
+		ProposedNewState: dynamic(p.t, typ, objectOf(typ, proposed)),
+		Config:           dynamic(p.t, typ, configValue),
 	})
 	if err != nil || len(plan.Diagnostics) > 0 {
 		p.t.Fatalf("plan: %v %v", err, plan.Diagnostics)
 	}
 	applied, err := p.server.ApplyResourceChange(ctx, &tfprotov6.ApplyResourceChangeRequest{
-		TypeName: "aritma_role", PriorState: prior, PlannedState: plan.PlannedState,
-		Config: dynamic(p.t, p.roleType, configValue), PlannedPrivate: plan.PlannedPrivate,
+		TypeName: typeName, PriorState: prior, PlannedState: plan.PlannedState,
+		Config: dynamic(p.t, typ, configValue), PlannedPrivate: plan.PlannedPrivate,
 	})
 	if err != nil || len(applied.Diagnostics) > 0 {
 		p.t.Fatalf("apply: %v %v", err, applied.Diagnostics)
 	}
 	p.last = applied.NewState
-	return p.decode(applied.NewState)
+	return p.decodeAs(typ, applied.NewState)
 }
 
 func (p *protocolTest) decode(dv *tfprotov6.DynamicValue) map[string]tftypes.Value {
 	p.t.Helper()
-	v, err := dv.Unmarshal(p.roleType)
+	return p.decodeAs(p.roleType, dv)
+}
+
+func (p *protocolTest) decodeAs(typ tftypes.Object, dv *tfprotov6.DynamicValue) map[string]tftypes.Value {
+	p.t.Helper()
+	v, err := dv.Unmarshal(typ)
 	if err != nil {
 		p.t.Fatal(err)
 	}
