@@ -62,3 +62,14 @@ func TestEnvironment_CoversEveryEngineField(t *testing.T) {
 		}
 	}
 }
+
+// Every field of the engine's config is an attribute of aritma_config.
+func TestConfig_CoversEveryEngineField(t *testing.T) {
+	p := newProtocolTest(t, newFakeVault(t))
+	typ := p.types["aritma_config"]
+	for _, field := range engineFields(t, "config") {
+		if _, ok := typ.AttributeTypes[field]; !ok {
+			t.Errorf("the engine's config field %q is not an attribute of aritma_config", field)
+		}
+	}
+}

@@ -104,7 +104,7 @@ func (p *aritmaProvider) Configure(ctx context.Context, req provider.ConfigureRe
 }
 
 func (p *aritmaProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{newEnvironmentResource, newRoleResource}
+	return []func() resource.Resource{newConfigResource, newEnvironmentResource, newRoleResource}
 }
 
 func (p *aritmaProvider) DataSources(context.Context) []func() datasource.DataSource { return nil }
