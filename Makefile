@@ -42,7 +42,7 @@ check: ## gofmt and go vet, changing no file
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
-	go vet -tags 'e2e reliability' ./e2e/...
+	go vet -tags 'e2e reliability' ./e2e/... ./internal/provider/...
 	cd bench && go vet -mod=readonly ./...
 
 unit: ## the unit tests, with the race detector (one test: go test -run NAME ./aritma)
@@ -80,11 +80,14 @@ tofu: ## OpenTofu and the Vault provider, built once into the per-user cache
 
 # The Terraform/OpenTofu module and example (terraform/) applied with the real
 # OpenTofu and Vault provider to a Vault dev server and the OAuth server.
-test-terraform: vault oauth-server tofu ## the OpenTofu module and example, applied with the real OpenTofu
+test-terraform: vault oauth-server tofu ## the OpenTofu module, and the provider's acceptance tests, with the real OpenTofu
 	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" \
 	ARITMA_TOFU_BIN="$$(scripts/build-tofu.sh)" \
 	ARITMA_TF_PROVIDER_MIRROR="$$(scripts/build-terraform-provider-vault.sh)" \
 	scripts/e2e.sh -count=1 -timeout 15m -v -run '^TestTerraform' ./e2e/
+	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" \
+	ARITMA_TOFU_BIN="$$(scripts/build-tofu.sh)" \
+	scripts/e2e.sh -count=1 -timeout 10m -v -run '^TestAcc' ./internal/provider/
 
 .PHONY: tofu test-terraform
 

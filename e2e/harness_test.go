@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -89,28 +88,9 @@ func randomToken(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-var secretsMu sync.Mutex
-
-// noteSecret appends a secret the tests used (client secret, private key
-// line, access token), in each of its forms (testservers.SecretForms), to
-// ARITMA_SECRETS_FILE, which scripts/e2e.sh scans the test output for and
-// then deletes.
-func noteSecret(secret string) {
-	path := os.Getenv("ARITMA_SECRETS_FILE")
-	if path == "" || secret == "" {
-		return
-	}
-	secretsMu.Lock()
-	defer secretsMu.Unlock()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	for _, form := range testservers.SecretForms(secret) {
-		_, _ = f.WriteString(form + "\n")
-	}
-}
+// noteSecret notes a secret for the scan of the test output
+// (testservers.NoteSecret).
+func noteSecret(secret string) { testservers.NoteSecret(secret) }
 
 // recordFigure logs a figure and records it for the README's reliability
 // section (scripts/reliability.sh).

@@ -1,0 +1,215 @@
+//go:build e2e
+
+package provider
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	acc "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/vault/api"
+
+	"github.com/aritma/vault-plugin-secrets-aritma/internal/testservers"
+)
+
+const repoRoot = "../.."
+
+// randomHex is a distinctive value; secrets made with it are noted for the
+// scan of the test output.
+func randomHex(prefix string) string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	v := prefix + "-" + hex.EncodeToString(b)
+	testservers.NoteSecret(v)
+	return v
+}
+
+// accServers are the real servers an acceptance test runs against: Vault
+// with the engine mounted at aritma/, and the OAuth server.
+type accServers struct {
+	vault *testservers.Vault
+	oauth *testservers.OAuthServer
+}
+
+// startAccServers starts Vault and the OAuth server, and points the real
+// OpenTofu (never a downloaded CLI) and the provider at them.
+func startAccServers(t *testing.T, clients ...testservers.OAuthClient) *accServers {
+	t.Helper()
+	vaultBin, tofuBin := os.Getenv("ARITMA_VAULT_BIN"), os.Getenv("ARITMA_TOFU_BIN")
+	if vaultBin == "" || tofuBin == "" {
+		t.Skip("ARITMA_VAULT_BIN and ARITMA_TOFU_BIN are not set: run make test-terraform, which builds both")
+	}
+	dir := t.TempDir()
+	plugin := filepath.Join(dir, testservers.PluginName)
+	if err := testservers.BuildPlugin(repoRoot, "v0.1.0", plugin); err != nil {
+		t.Fatal(err)
+	}
+	v, err := testservers.StartVaultDev(vaultBin, dir, randomHex("root"))
+	if v != nil {
+		t.Cleanup(v.Stop)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.RegisterPlugin(testservers.Plugin{Name: testservers.PluginName, Version: "v0.1.0", Binary: plugin}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Client.Sys().Mount("aritma", &api.MountInput{Type: testservers.PluginName}); err != nil {
+		t.Fatal(err)
+	}
+	oauth, err := testservers.StartOAuthServer(filepath.Join(repoRoot, "e2e", "oauthserver", "server.mjs"), dir,
+		testservers.OAuthConfig{TokenTTL: 3600, Clients: clients})
+	if oauth != nil {
+		t.Cleanup(oauth.Stop)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty CLI configuration: without one OpenTofu warns on every
+	// command, which the test framework cannot read past.
+	cliConfig := filepath.Join(dir, "tofurc")
+	if err := os.WriteFile(cliConfig, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TF_CLI_CONFIG_FILE", cliConfig)
+	t.Setenv("TF_ACC", "1")
+	t.Setenv("TF_ACC_TERRAFORM_PATH", tofuBin)
+	t.Setenv("TF_ACC_PROVIDER_HOST", "registry.opentofu.org")
+	t.Setenv("TF_ACC_PROVIDER_NAMESPACE", "aritma")
+	t.Setenv("VAULT_ADDR", "http://"+v.Addr)
+	t.Setenv("VAULT_TOKEN", v.Token)
+	return &accServers{vault: v, oauth: oauth}
+}
+
+var providers = map[string]func() (tfprotov6.ProviderServer, error){
+	"aritma": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+// noSecretInState fails if any attribute of any resource in the state holds
+// one of the secrets, in any of its forms.
+func noSecretInState(secrets ...string) func(*terraform.State) error {
+	return func(s *terraform.State) error {
+		for _, m := range s.Modules {
+			for name, r := range m.Resources {
+				for attr, value := range r.Primary.Attributes {
+					for _, secret := range secrets {
+						for _, form := range testservers.SecretForms(secret) {
+							if strings.Contains(value, form) {
+								return fmt.Errorf("the state's %s.%s holds a secret", name, attr)
+							}
+						}
+					}
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// tokenWorks reads a token for the role through Vault and checks that the
+// OAuth server issued it to client.
+func (a *accServers) tokenWorks(role, client string) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		secret, err := a.vault.Client.Logical().Read("aritma/token/" + role)
+		if err != nil {
+			return fmt.Errorf("reading a token: %w", err)
+		}
+		if secret == nil || secret.Data["access_token"] == nil {
+			return fmt.Errorf("no token for role %s", role)
+		}
+		st, err := a.oauth.Stats()
+		if err != nil {
+			return err
+		}
+		if st.ByClient[client] == 0 {
+			return fmt.Errorf("the OAuth server issued no token to %s: %+v", client, st)
+		}
+		return nil
+	}
+}
+
+func roleConfig(tokenURL, clientID, secret string, version int, scopes string) string {
+	return fmt.Sprintf(`
+resource "aritma_environment" "bank" {
+  name      = "bank"
+  token_url = %q
+}
+
+resource "aritma_role" "payments" {
+  name                     = "payments"
+  environment              = aritma_environment.bank.name
+  client_id                = %q
+  client_secret_wo         = %q
+  client_secret_wo_version = %d
+  scopes                   = [%s]
+}
+`, tokenURL, clientID, secret, version, scopes)
+}
+
+// With the real OpenTofu, Vault and OAuth server: create, a clean re-plan,
+// a secret rotation the bank accepts, drift put back, import and destroy;
+// no secret in the state after any step.
+func TestAcc_RoleLifecycle(t *testing.T) {
+	first := testservers.OAuthClient{ID: "acc-first", Secret: randomHex("acc-first-secret"), AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"}
+	second := testservers.OAuthClient{ID: "acc-second", Secret: randomHex("acc-second-secret"), AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"}
+	a := startAccServers(t, first, second)
+	noSecret := noSecretInState(first.Secret, second.Secret)
+
+	acc.Test(t, acc.TestCase{
+		ProtoV6ProviderFactories: providers,
+		Steps: []acc.TestStep{
+			{
+				Config: roleConfig(a.oauth.TokenEndpoint, first.ID, first.Secret, 1, `"bankservice"`),
+				Check:  acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", first.ID)),
+			},
+			{
+				// Rotation: the new client's secret, sent because its version moved.
+				Config: roleConfig(a.oauth.TokenEndpoint, second.ID, second.Secret, 2, `"bankservice"`),
+				Check:  acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", second.ID)),
+			},
+			{
+				// Drift: a change made outside OpenTofu is put back.
+				PreConfig: func() {
+					if _, err := a.vault.Client.Logical().Write("aritma/roles/payments", map[string]interface{}{"scopes": "api"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: roleConfig(a.oauth.TokenEndpoint, second.ID, second.Secret, 2, `"bankservice"`),
+				Check: acc.ComposeTestCheckFunc(noSecret, func(*terraform.State) error {
+					role, err := a.vault.Client.Logical().Read("aritma/roles/payments")
+					if err != nil || role == nil {
+						return fmt.Errorf("reading the role: %v", err)
+					}
+					if got := fmt.Sprint(role.Data["scopes"]); got != "[bankservice]" {
+						return fmt.Errorf("scopes = %s after the apply, want the drift put back to [bankservice]", got)
+					}
+					return nil
+				}),
+			},
+			{
+				ResourceName:                         "aritma_role.payments",
+				ImportState:                          true,
+				ImportStateId:                        "payments",
+				ImportStateVerify:                    true,
+				ImportStateVerifyIdentifierAttribute: "name",
+				// Nothing reads a secret's version back: it lives in the configuration.
+				ImportStateVerifyIgnore: []string{"client_secret_wo_version"},
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			role, err := a.vault.Client.Logical().Read("aritma/roles/payments")
+			if err == nil && role != nil {
+				return fmt.Errorf("the role is still there after destroy")
+			}
+			return nil
+		},
+	})
+}
