@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/echoprovider"
 	acc "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/vault/api"
@@ -211,5 +212,64 @@ func TestAcc_RoleLifecycle(t *testing.T) {
 			}
 			return nil
 		},
+	})
+}
+
+// The ephemeral aritma_token feeds a second provider's configuration (the
+// test's echo provider) with a live token, which the OAuth server accepts;
+// the lease it read is revoked when OpenTofu closes it.
+func TestAcc_EphemeralTokenForAnotherProvider(t *testing.T) {
+	client := testservers.OAuthClient{ID: "acc-eph", Secret: randomHex("acc-eph-secret"), AuthMethod: "client_secret_post", Scope: "api", Format: "jwt"}
+	a := startAccServers(t, client)
+	config := roleConfig(a.oauth.TokenEndpoint, client.ID, client.Secret, 1, `"api"`) + `
+ephemeral "aritma_token" "payments" {
+  role = aritma_role.payments.name
+}
+
+provider "echo" {
+  data = ephemeral.aritma_token.payments
+}
+
+resource "echo" "token" {}
+`
+	acc.Test(t, acc.TestCase{
+		ProtoV6ProviderFactories: map[string]func() (tfprotov6.ProviderServer, error){
+			"aritma": providers["aritma"],
+			"echo":   echoprovider.NewProviderServer(),
+		},
+		Steps: []acc.TestStep{{
+			Config: config,
+			Check: acc.ComposeTestCheckFunc(
+				acc.TestCheckResourceAttr("echo.token", "data.token_type", "Bearer"),
+				acc.TestCheckResourceAttr("echo.token", "data.role", "payments"),
+				func(s *terraform.State) error {
+					token := s.RootModule().Resources["echo.token"].Primary.Attributes["data.access_token"]
+					testservers.NoteSecret(token)
+					if strings.Count(token, ".") != 2 {
+						return fmt.Errorf("echo received no JWT access token")
+					}
+					// The aritma resources' state holds neither the secret nor the token.
+					for name, r := range s.RootModule().Resources {
+						if !strings.HasPrefix(name, "aritma_") {
+							continue
+						}
+						for attr, value := range r.Primary.Attributes {
+							if strings.Contains(value, token) || strings.Contains(value, client.Secret) {
+								return fmt.Errorf("%s.%s holds a secret", name, attr)
+							}
+						}
+					}
+					// Every lease the ephemeral resource read was revoked on close.
+					leases, err := a.vault.Client.Logical().List("sys/leases/lookup/aritma/token/payments/")
+					if err != nil {
+						return err
+					}
+					if leases != nil && len(leases.Data["keys"].([]interface{})) > 0 {
+						return fmt.Errorf("leases left after OpenTofu closed the token: %v", leases.Data["keys"])
+					}
+					return nil
+				},
+			),
+		}},
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -101,6 +102,11 @@ func (p *aritmaProvider) Configure(ctx context.Context, req provider.ConfigureRe
 	c := &client{vault: vc, mount: mount}
 	resp.ResourceData = c
 	resp.DataSourceData = c
+	resp.EphemeralResourceData = c
+}
+
+func (p *aritmaProvider) EphemeralResources(context.Context) []func() ephemeral.EphemeralResource {
+	return []func() ephemeral.EphemeralResource{newTokenEphemeral}
 }
 
 func (p *aritmaProvider) Resources(context.Context) []func() resource.Resource {
@@ -108,3 +114,5 @@ func (p *aritmaProvider) Resources(context.Context) []func() resource.Resource {
 }
 
 func (p *aritmaProvider) DataSources(context.Context) []func() datasource.DataSource { return nil }
+
+var _ provider.ProviderWithEphemeralResources = (*aritmaProvider)(nil)
