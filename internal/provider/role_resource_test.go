@@ -315,3 +315,40 @@ func engineFields(t *testing.T, path string) []string {
 	}
 	return fields
 }
+
+// A role written by vault_generic_endpoint moves into aritma_role without
+// its secret, which the move reads past and never copies.
+func TestRole_MovesFromGenericEndpointWithoutItsSecret(t *testing.T) {
+	p := newProtocolTest(t, newFakeVault(t))
+	source, _ := json.Marshal(map[string]interface{}{
+		"path":      "aritma/roles/payments",
+		"data_json": `{"environment":"development","client_id":"my-client","client_secret":"s3cret-moved","scopes":"bankservice"}`,
+	})
+	resp, err := p.server.MoveResourceState(context.Background(), &tfprotov6.MoveResourceStateRequest{
+		SourceProviderAddress: "registry.opentofu.org/hashicorp/vault", SourceTypeName: "vault_generic_endpoint",
+		SourceState: &tfprotov6.RawState{JSON: source}, TargetTypeName: "aritma_role",
+	})
+	if err != nil || len(resp.Diagnostics) > 0 {
+		t.Fatalf("move: %v %v", err, resp.Diagnostics)
+	}
+	state := p.decode(resp.TargetState)
+	for attr, want := range map[string]string{"name": "payments", "environment": "development", "client_id": "my-client"} {
+		if !state[attr].Equal(s(want)) {
+			t.Errorf("%s = %v, want %q", attr, state[attr], want)
+		}
+	}
+	for name, v := range state {
+		if strings.Contains(v.String(), "s3cret-moved") {
+			t.Errorf("the moved state's %s holds the secret", name)
+		}
+	}
+
+	// Another resource type's state is not taken.
+	other, _ := json.Marshal(map[string]interface{}{"path": "aritma/roles/payments"})
+	resp, err = p.server.MoveResourceState(context.Background(), &tfprotov6.MoveResourceStateRequest{
+		SourceTypeName: "vault_kv_secret", SourceState: &tfprotov6.RawState{JSON: other}, TargetTypeName: "aritma_role",
+	})
+	if err != nil || len(resp.Diagnostics) == 0 {
+		t.Errorf("a vault_kv_secret was moved into aritma_role: %v %v", err, resp.Diagnostics)
+	}
+}
