@@ -48,10 +48,11 @@ func jwtTimes(token string) (exp, iat time.Time, err error) {
 	return exp, iat, nil
 }
 
-// numericDate reads a NumericDate: seconds since the epoch, positive.
+// numericDate reads a NumericDate: seconds since the epoch, at least one
+// (a smaller one would read as the epoch itself).
 func numericDate(n json.Number) (time.Time, error) {
 	v, err := n.Float64()
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 || v > math.MaxInt32*4 {
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 1 || v > math.MaxInt32*4 {
 		return time.Time{}, errors.New("is not a valid NumericDate")
 	}
 	sec, frac := math.Modf(v)
