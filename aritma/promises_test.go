@@ -385,3 +385,39 @@ func TestTokenRead_RoleWriteDuringGrantTakesEffectNextRead(t *testing.T) {
 		t.Errorf("server saw %d grants, want 2", srv.count())
 	}
 }
+
+// Item 3 with many readers at once: 50 readers ask a fresh role for more
+// life than its tokens have while the server is slow. They share the one
+// grant that learns what tokens live, and every one gets 400.
+func TestTokenRead_ConcurrentImpossibleMinRemainingShareOneGrant(t *testing.T) {
+	e := newTestEnv(t)
+	srv := newFakeAuthServer(t)
+	release := make(chan struct{})
+	srv.respond = func(w http.ResponseWriter, r *http.Request, n int) {
+		<-release // readers pile up on the one grant
+		writeJSON(w, http.StatusOK, map[string]interface{}{"access_token": fmt.Sprintf("t-%d", n), "expires_in": 3600, "token_type": "Bearer"})
+	}
+	e.setupRole(t, srv, "r", nil)
+	const readers = 50
+	errs := make(chan error, readers)
+	var started sync.WaitGroup
+	started.Add(readers)
+	for i := 0; i < readers; i++ {
+		go func() {
+			started.Done()
+			_, err := e.request(logical.ReadOperation, "token/r", map[string]interface{}{"min_remaining": "2h"})
+			errs <- err
+		}()
+	}
+	started.Wait()
+	time.Sleep(50 * time.Millisecond) // let them reach the flight
+	close(release)
+	for i := 0; i < readers; i++ {
+		if err := <-errs; codeOf(err) != http.StatusBadRequest {
+			t.Errorf("reader %d: %v, want 400", i, err)
+		}
+	}
+	if srv.count() != 1 {
+		t.Errorf("%d readers with an impossible min_remaining cost %d grants, want 1", readers, srv.count())
+	}
+}

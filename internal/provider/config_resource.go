@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
@@ -75,21 +76,21 @@ func (r *configResource) read(ctx context.Context, m *configModel) diag.Diagnost
 }
 
 func (r *configResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var m configModel
-	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.write(ctx, &m)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	r.apply(ctx, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *configResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	r.apply(ctx, req.Plan, &resp.State, &resp.Diagnostics)
+}
+
+// apply writes the planned config and keeps what the engine reads back.
+func (r *configResource) apply(ctx context.Context, plan tfsdk.Plan, state *tfsdk.State, diags *diag.Diagnostics) {
 	var m configModel
-	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
+	if diags.Append(plan.Get(ctx, &m)...); diags.HasError() {
 		return
 	}
-	resp.Diagnostics.Append(r.write(ctx, &m)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	diags.Append(r.write(ctx, &m)...)
+	diags.Append(state.Set(ctx, &m)...)
 }
 
 func (r *configResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {

@@ -48,28 +48,10 @@ func TestEnvironment_WriteOnlyKeyAndHiddenProxyPassword(t *testing.T) {
 // Every field the engine's environments/<name> path takes is an attribute
 // of aritma_environment (a secret as <field>_wo), or listed as left out.
 func TestEnvironment_CoversEveryEngineField(t *testing.T) {
-	leftOut := map[string]string{"name": "the resource's name attribute"}
-	p := newProtocolTest(t, newFakeVault(t))
-	typ := p.types["aritma_environment"]
-	for _, field := range engineFields(t, "environments/x") {
-		if _, ok := leftOut[field]; ok {
-			continue
-		}
-		_, plain := typ.AttributeTypes[field]
-		_, secret := typ.AttributeTypes[field+"_wo"]
-		if !plain && !secret {
-			t.Errorf("the engine's environment field %q is neither an attribute of aritma_environment nor listed as left out", field)
-		}
-	}
+	assertCoversEngineFields(t, "aritma_environment", "environments/x", map[string]string{"name": "the resource's name attribute"})
 }
 
 // Every field of the engine's config is an attribute of aritma_config.
 func TestConfig_CoversEveryEngineField(t *testing.T) {
-	p := newProtocolTest(t, newFakeVault(t))
-	typ := p.types["aritma_config"]
-	for _, field := range engineFields(t, "config") {
-		if _, ok := typ.AttributeTypes[field]; !ok {
-			t.Errorf("the engine's config field %q is not an attribute of aritma_config", field)
-		}
-	}
+	assertCoversEngineFields(t, "aritma_config", "config", nil)
 }

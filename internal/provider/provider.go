@@ -6,7 +6,6 @@ package provider
 
 import (
 	"context"
-	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
@@ -87,9 +86,7 @@ func (p *aritmaProvider) Configure(ctx context.Context, req provider.ConfigureRe
 		resp.Diagnostics.AddError("Vault client", err.Error())
 		return
 	}
-	if v := m.Token.ValueString(); v != "" {
-		vc.SetToken(v)
-	} else if v := os.Getenv("VAULT_TOKEN"); v != "" {
+	if v := m.Token.ValueString(); v != "" { // api.NewClient took $VAULT_TOKEN already
 		vc.SetToken(v)
 	}
 	if v := m.Namespace.ValueString(); v != "" {

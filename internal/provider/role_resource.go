@@ -50,14 +50,6 @@ type roleModel struct {
 	KeyActivationDelay    types.Int64  `tfsdk:"key_activation_delay"`
 }
 
-// roleWriteOnly are the role's secrets: each is sent on create, and again
-// only when its version changes.
-var roleWriteOnly = []struct{ field, attribute, version string }{
-	{"client_secret", "client_secret_wo", "client_secret_wo_version"},
-	{"private_key", "private_key_wo", "private_key_wo_version"},
-	{"tls_client_key", "tls_client_key_wo", "tls_client_key_wo_version"},
-}
-
 func (r *roleResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_role"
 }
@@ -137,12 +129,12 @@ func roleData(ctx context.Context, m *roleModel, config *roleModel, send map[str
 	if v := m.SigningAlgorithm.ValueString(); v != "" {
 		data["signing_algorithm"] = v
 	}
-	values := map[string]types.String{
+	// The secrets, each sent on create and again only when its version moves.
+	for field, v := range map[string]types.String{
 		"client_secret": config.ClientSecretWO, "private_key": config.PrivateKeyWO, "tls_client_key": config.TLSClientKeyWO,
-	}
-	for _, wo := range roleWriteOnly {
-		if v := values[wo.field]; send[wo.field] && !v.IsNull() {
-			data[wo.field] = v.ValueString()
+	} {
+		if send[field] && !v.IsNull() {
+			data[field] = v.ValueString()
 		}
 	}
 	return data, diags

@@ -280,18 +280,20 @@ func TestRole_WriteOnlyRefusedWithoutTheCapability(t *testing.T) {
 // aritma_role (a secret as <field>_wo), unless listed here with the reason
 // it is left out: a field the engine gains must be mapped or listed.
 func TestRole_CoversEveryEngineField(t *testing.T) {
-	leftOut := map[string]string{
-		"name": "the resource's name attribute",
-	}
-	p := newProtocolTest(t, newFakeVault(t))
-	for _, field := range engineFields(t, "roles/x") {
-		if _, ok := leftOut[field]; ok {
-			continue
-		}
-		_, plain := p.roleType.AttributeTypes[field]
-		_, secret := p.roleType.AttributeTypes[field+"_wo"]
-		if !plain && !secret {
-			t.Errorf("the engine's role field %q is neither an attribute of aritma_role nor listed as left out", field)
+	assertCoversEngineFields(t, "aritma_role", "roles/x", map[string]string{"name": "the resource's name attribute"})
+}
+
+// assertCoversEngineFields fails for each field of the engine's path that
+// is neither an attribute of the resource (a secret as <field>_wo) nor in
+// leftOut.
+func assertCoversEngineFields(t *testing.T, typeName, enginePath string, leftOut map[string]string) {
+	t.Helper()
+	typ := newProtocolTest(t, newFakeVault(t)).types[typeName]
+	for _, field := range engineFields(t, enginePath) {
+		_, plain := typ.AttributeTypes[field]
+		_, secret := typ.AttributeTypes[field+"_wo"]
+		if _, left := leftOut[field]; !plain && !secret && !left {
+			t.Errorf("the engine's field %q of %s is neither an attribute of %s nor listed as left out", field, enginePath, typeName)
 		}
 	}
 }
