@@ -160,8 +160,8 @@ func pathRoles(b *backend) []*framework.Path {
 				},
 				"signing_algorithm": {
 					Type:          framework.TypeString,
-					Description:   "Algorithm of keys generated for private_key_jwt: RS256, PS256 or ES256. Default RS256.",
-					AllowedValues: []interface{}{algRS256, algPS256, algES256},
+					Description:   "Algorithm of keys generated for private_key_jwt: RS256, PS256 or ES256. Empty: RS256.",
+					AllowedValues: []interface{}{"", algRS256, algPS256, algES256},
 				},
 				"private_key": {
 					Type: framework.TypeString,
@@ -230,6 +230,7 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		"token_params":         nonNilMap(role.TokenParams),
 		"min_remaining":        int64(role.MinRemaining.Seconds()),
 		"auth_method":          role.AuthMethod,
+		"signing_algorithm":    role.SigningAlgorithm,
 		"token_per_lease":      role.TokenPerLease,
 		"tls_client_cert":      role.TLSClient.CertPEM,
 		"tls_client_key_set":   role.TLSClient.KeyPEM != "",
@@ -397,7 +398,7 @@ func (r *roleEntry) checkAgainst(env *environmentEntry, method string) *logical.
 func (b *backend) applyRoleKeys(role *roleEntry, method string, d *framework.FieldData) *logical.Response {
 	if v, ok := d.GetOk("signing_algorithm"); ok {
 		role.SigningAlgorithm = v.(string)
-		if !slices.Contains(signingAlgorithms, role.SigningAlgorithm) {
+		if role.SigningAlgorithm != "" && !slices.Contains(signingAlgorithms, role.SigningAlgorithm) {
 			return logical.ErrorResponse("signing_algorithm must be one of %s, got %q", strings.Join(signingAlgorithms, ", "), role.SigningAlgorithm)
 		}
 	}

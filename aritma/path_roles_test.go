@@ -28,6 +28,7 @@ func TestRoles_CreateReadListDelete(t *testing.T) {
 		"token_params":         map[string]string{},
 		"min_remaining":        int64(60),
 		"auth_method":          "",
+		"signing_algorithm":    "",
 		"token_per_lease":      false,
 		"tls_client_cert":      "",
 		"tls_client_key_set":   false,
@@ -156,5 +157,21 @@ func TestRoles_ChangeDropsCachedToken(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// signing_algorithm reads back as written, and an empty one restores the
+// default, so that a declarative config that drops it sees no drift.
+func TestRoles_SigningAlgorithmReadsBack(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWrite(t, "roles/r", map[string]interface{}{
+		"environment": "development", "client_id": "c", "auth_method": "private_key_jwt", "signing_algorithm": "ES256",
+	})
+	if got := e.do(t, logical.ReadOperation, "roles/r", nil).Data["signing_algorithm"]; got != "ES256" {
+		t.Errorf("signing_algorithm reads %v, want ES256", got)
+	}
+	e.mustWrite(t, "roles/r", map[string]interface{}{"signing_algorithm": ""})
+	if got := e.do(t, logical.ReadOperation, "roles/r", nil).Data["signing_algorithm"]; got != "" {
+		t.Errorf("after writing an empty signing_algorithm it reads %v, want empty (RS256)", got)
 	}
 }

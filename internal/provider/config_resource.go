@@ -8,17 +8,19 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
-	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
 // configResource is aritma_config: the mount's defaults, one per mount.
 // Destroying it restores the built-in defaults.
-type configResource struct{ client *client }
+type configResource struct{ engineObject }
 
-func newConfigResource() resource.Resource { return &configResource{} }
+func newConfigResource() resource.Resource {
+	return &configResource{engineObject{noun: "config"}}
+}
 
 type configModel struct {
+	Mount               types.String `tfsdk:"mount"`
 	DefaultEnvironment  types.String `tfsdk:"default_environment"`
 	DefaultMinRemaining types.Int64  `tfsdk:"default_min_remaining"`
 	RequestTimeout      types.Int64  `tfsdk:"request_timeout"`
@@ -32,6 +34,7 @@ func (r *configResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 	resp.Schema = schema.Schema{
 		Description: "The Aritma engine's mount-wide defaults. Destroying it restores the built-in ones.",
 		Attributes: map[string]schema.Attribute{
+			"mount": mountAttribute(),
 			"default_environment": schema.StringAttribute{Optional: true, Computed: true, Default: stringdefault.StaticString("production"),
 				Description: "Environment of roles written without one."},
 			"default_min_remaining": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(60),
@@ -42,70 +45,61 @@ func (r *configResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 	}
 }
 
-func (r *configResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if c, ok := req.ProviderData.(*client); ok {
-		r.client = c
-	}
-}
-
-func (r *configResource) write(ctx context.Context, m *configModel) diag.Diagnostics {
-	var diags diag.Diagnostics
-	_, err := r.client.vault.Logical().WriteWithContext(ctx, r.client.path("config"), map[string]interface{}{
-		"default_environment":   m.DefaultEnvironment.ValueString(),
-		"default_min_remaining": m.DefaultMinRemaining.ValueInt64(),
-		"request_timeout":       m.RequestTimeout.ValueInt64(),
+// apply writes plan and reads the config back into it.
+func (r *configResource) apply(ctx context.Context, plan *configModel) diag.Diagnostics {
+	r.resolveMount(&plan.Mount)
+	diags := r.write(ctx, plan.Mount, types.StringNull(), map[string]interface{}{
+		"default_environment":   plan.DefaultEnvironment.ValueString(),
+		"default_min_remaining": plan.DefaultMinRemaining.ValueInt64(),
+		"request_timeout":       plan.RequestTimeout.ValueInt64(),
 	})
-	if err != nil {
-		diags.AddError("Writing config", err.Error())
+	if diags.HasError() {
 		return diags
 	}
-	return r.read(ctx, m)
-}
-
-func (r *configResource) read(ctx context.Context, m *configModel) diag.Diagnostics {
-	var diags diag.Diagnostics
-	secret, err := r.client.vault.Logical().ReadWithContext(ctx, r.client.path("config"))
-	if err != nil || secret == nil {
-		diags.AddError("Reading config", errorText(err, "no config"))
-		return diags
+	read, d := r.readWritten(ctx, plan.Mount, types.StringNull())
+	if diags.Append(d...); read != nil {
+		setConfig(plan, read)
 	}
-	m.DefaultEnvironment = types.StringValue(str(secret.Data["default_environment"]))
-	m.DefaultMinRemaining = types.Int64Value(num(secret.Data["default_min_remaining"]))
-	m.RequestTimeout = types.Int64Value(num(secret.Data["request_timeout"]))
 	return diags
 }
 
+func setConfig(m *configModel, d map[string]interface{}) {
+	m.DefaultEnvironment = types.StringValue(str(d["default_environment"]))
+	m.DefaultMinRemaining = types.Int64Value(num(d["default_min_remaining"]))
+	m.RequestTimeout = types.Int64Value(num(d["request_timeout"]))
+}
+
 func (r *configResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	r.apply(ctx, req.Plan, &resp.State, &resp.Diagnostics)
+	applyPlan(ctx, req.Plan, req.Config, nil, &resp.State, &resp.Diagnostics, func(plan, _, _ *configModel) diag.Diagnostics {
+		return r.apply(ctx, plan)
+	})
 }
 
 func (r *configResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	r.apply(ctx, req.Plan, &resp.State, &resp.Diagnostics)
+	applyPlan(ctx, req.Plan, req.Config, &req.State, &resp.State, &resp.Diagnostics, func(plan, _, _ *configModel) diag.Diagnostics {
+		return r.apply(ctx, plan)
+	})
 }
 
-// apply writes the planned config and keeps what the engine reads back.
-func (r *configResource) apply(ctx context.Context, plan tfsdk.Plan, state *tfsdk.State, diags *diag.Diagnostics) {
-	var m configModel
-	if diags.Append(plan.Get(ctx, &m)...); diags.HasError() {
-		return
-	}
-	diags.Append(r.write(ctx, &m)...)
-	diags.Append(state.Set(ctx, &m)...)
-}
-
+// Read: the engine always has a config (its defaults when none is
+// written), so a read never finds it gone.
 func (r *configResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var m configModel
-	if resp.Diagnostics.Append(req.State.Get(ctx, &m)...); resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.read(ctx, &m)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	refreshState(ctx, req, resp, func(m *configModel) (bool, diag.Diagnostics) {
+		r.resolveMount(&m.Mount)
+		read, diags := r.readWritten(ctx, m.Mount, types.StringNull())
+		if read != nil {
+			setConfig(m, read)
+		}
+		return !diags.HasError(), diags
+	})
 }
 
-func (r *configResource) Delete(ctx context.Context, _ resource.DeleteRequest, resp *resource.DeleteResponse) {
-	if _, err := r.client.vault.Logical().DeleteWithContext(ctx, r.client.path("config")); err != nil {
-		resp.Diagnostics.AddError("Deleting config", err.Error())
+func (r *configResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state configModel
+	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
+		return
 	}
+	resp.Diagnostics.Append(r.delete(ctx, state.Mount, types.StringNull())...)
 }
 
 func errorText(err error, otherwise string) string {

@@ -2,11 +2,9 @@ package provider
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
@@ -14,17 +12,19 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/hashicorp/vault/api"
 )
 
 // environmentResource is aritma_environment: environments/<name>. The
 // built-in production and development are adopted on create and restored
 // to their defaults on destroy (the engine's delete does that).
-type environmentResource struct{ client *client }
+type environmentResource struct{ engineObject }
 
-func newEnvironmentResource() resource.Resource { return &environmentResource{} }
+func newEnvironmentResource() resource.Resource {
+	return &environmentResource{engineObject{kind: "environments", noun: "environment"}}
+}
 
 type environmentModel struct {
+	Mount                 types.String `tfsdk:"mount"`
 	Name                  types.String `tfsdk:"name"`
 	TokenURL              types.String `tfsdk:"token_url"`
 	Issuer                types.String `tfsdk:"issuer"`
@@ -51,6 +51,7 @@ func (r *environmentResource) Schema(_ context.Context, _ resource.SchemaRequest
 	resp.Schema = schema.Schema{
 		Description: "An environment of the Aritma engine: an authorization server. production and development are built in; managing one overrides it, destroying it restores its defaults.",
 		Attributes: map[string]schema.Attribute{
+			"mount": mountAttribute(),
 			"name": schema.StringAttribute{Required: true, Description: "Name of the environment.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
 			"token_url":      optional("Token endpoint; set this or issuer."),
@@ -72,14 +73,10 @@ func (r *environmentResource) Schema(_ context.Context, _ resource.SchemaRequest
 	}
 }
 
-func (r *environmentResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if c, ok := req.ProviderData.(*client); ok {
-		r.client = c
-	}
-}
-
-func (r *environmentResource) write(ctx context.Context, plan, config *environmentModel, sendKey bool) diag.Diagnostics {
-	var diags diag.Diagnostics
+// apply writes plan (prior is nil on create) and reads the environment
+// back into it.
+func (r *environmentResource) apply(ctx context.Context, plan, config, prior *environmentModel) diag.Diagnostics {
+	r.resolveMount(&plan.Mount)
 	data := map[string]interface{}{
 		"token_url":              plan.TokenURL.ValueString(),
 		"issuer":                 plan.Issuer.ValueString(),
@@ -92,86 +89,49 @@ func (r *environmentResource) write(ctx context.Context, plan, config *environme
 		"request_timeout":        plan.RequestTimeout.ValueInt64(),
 		"assumed_token_lifetime": plan.AssumedTokenLifetime.ValueInt64(),
 	}
+	sendKey := prior == nil || !plan.TLSClientKeyWOVersion.Equal(prior.TLSClientKeyWOVersion)
 	if sendKey && !config.TLSClientKeyWO.IsNull() {
 		data["tls_client_key"] = config.TLSClientKeyWO.ValueString()
 	}
-	if _, err := r.client.vault.Logical().WriteWithContext(ctx, r.client.path("environments/"+plan.Name.ValueString()), data); err != nil {
-		diags.AddError("Writing environment "+plan.Name.ValueString(), err.Error())
+	diags := r.write(ctx, plan.Mount, plan.Name, data)
+	if diags.HasError() {
+		return diags
+	}
+	read, d := r.readWritten(ctx, plan.Mount, plan.Name)
+	if diags.Append(d...); read != nil {
+		setEnvironment(plan, read)
 	}
 	return diags
 }
 
 func (r *environmentResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan, config environmentModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if resp.Diagnostics.Append(r.write(ctx, &plan, &config, true)...); resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.readInto(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	applyPlan(ctx, req.Plan, req.Config, nil, &resp.State, &resp.Diagnostics, func(plan, config, prior *environmentModel) diag.Diagnostics {
+		return r.apply(ctx, plan, config, prior)
+	})
 }
 
 func (r *environmentResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, config, state environmentModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	sendKey := !plan.TLSClientKeyWOVersion.Equal(state.TLSClientKeyWOVersion)
-	if resp.Diagnostics.Append(r.write(ctx, &plan, &config, sendKey)...); resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.readInto(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	applyPlan(ctx, req.Plan, req.Config, &req.State, &resp.State, &resp.Diagnostics, func(plan, config, prior *environmentModel) diag.Diagnostics {
+		return r.apply(ctx, plan, config, prior)
+	})
 }
 
 func (r *environmentResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state environmentModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	found, diags := r.readEnvironment(ctx, &state)
-	resp.Diagnostics.Append(diags...)
-	if !found {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	refreshState(ctx, req, resp, func(m *environmentModel) (bool, diag.Diagnostics) {
+		r.resolveMount(&m.Mount)
+		read, diags := r.read(ctx, m.Mount, m.Name)
+		if read != nil {
+			setEnvironment(m, read)
+		}
+		return read != nil, diags
+	})
 }
 
-func (r *environmentResource) readInto(ctx context.Context, m *environmentModel) diag.Diagnostics {
-	found, diags := r.readEnvironment(ctx, m)
-	if !found && !diags.HasError() {
-		diags.AddError("Reading environment "+m.Name.ValueString(), "the environment does not exist after it was written")
-	}
-	return diags
-}
-
-// readEnvironment sets every field the engine reads back. With an issuer,
+// setEnvironment sets every field the engine reads back. With an issuer,
 // token_url reads as the discovered endpoint, which is not the
 // configuration's: it stays as configured. A proxy_url reads with its
 // password hidden: it stays as configured while the rest matches.
-func (r *environmentResource) readEnvironment(ctx context.Context, m *environmentModel) (bool, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	secret, err := r.client.vault.Logical().ReadWithContext(ctx, r.client.path("environments/"+m.Name.ValueString()))
-	if err != nil {
-		if re, ok := err.(*api.ResponseError); ok && re.StatusCode == http.StatusNotFound {
-			return false, nil
-		}
-		diags.AddError("Reading environment "+m.Name.ValueString(), err.Error())
-		return false, diags
-	}
-	if secret == nil {
-		return false, nil
-	}
-	d := secret.Data
+func setEnvironment(m *environmentModel, d map[string]interface{}) {
 	m.Issuer = stringOrNull(d["issuer"])
 	if m.Issuer.IsNull() {
 		m.TokenURL = stringOrNull(d["token_url"])
@@ -189,7 +149,6 @@ func (r *environmentResource) readEnvironment(ctx context.Context, m *environmen
 	}
 	m.RequestTimeout = types.Int64Value(num(d["request_timeout"]))
 	m.AssumedTokenLifetime = types.Int64Value(num(d["assumed_token_lifetime"]))
-	return true, diags
 }
 
 // redactedProxy is a proxy URL as the engine reads it back.
@@ -203,17 +162,14 @@ func redactedProxy(raw string) string {
 
 func (r *environmentResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var state environmentModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
+	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if _, err := r.client.vault.Logical().DeleteWithContext(ctx, r.client.path("environments/"+state.Name.ValueString())); err != nil {
-		resp.Diagnostics.AddError("Deleting environment "+state.Name.ValueString(), err.Error())
-	}
+	resp.Diagnostics.Append(r.delete(ctx, state.Mount, state.Name)...)
 }
 
 func (r *environmentResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+	r.importState(ctx, req, resp)
 }
 
 var (

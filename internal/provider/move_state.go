@@ -18,20 +18,24 @@ type genericEndpoint struct {
 }
 
 // movedFrom reads a vault_generic_endpoint state that wrote <mount>/<kind>/<name>.
-func movedFrom(req resource.MoveStateRequest, kind string) (name string, data map[string]interface{}, ok bool) {
+func movedFrom(req resource.MoveStateRequest, kind string) (mount, name string, data map[string]interface{}, ok bool) {
 	if req.SourceTypeName != "vault_generic_endpoint" || req.SourceRawState == nil || req.SourceRawState.JSON == nil {
-		return "", nil, false
+		return "", "", nil, false
 	}
 	var src genericEndpoint
 	if err := json.Unmarshal(req.SourceRawState.JSON, &src); err != nil {
-		return "", nil, false
+		return "", "", nil, false
 	}
-	_, name, found := strings.Cut(src.Path, "/"+kind+"/")
-	if !found || name == "" || strings.Contains(name, "/") {
-		return "", nil, false
+	i := strings.LastIndex(src.Path, "/"+kind+"/")
+	if i <= 0 {
+		return "", "", nil, false
+	}
+	mount, name = strings.Trim(src.Path[:i], "/"), src.Path[i+len(kind)+2:]
+	if name == "" || strings.Contains(name, "/") {
+		return "", "", nil, false
 	}
 	_ = json.Unmarshal([]byte(src.DataJSON), &data)
-	return name, data, true
+	return mount, name, data, true
 }
 
 // MoveState takes over a role that the module wrote with the Vault
@@ -41,12 +45,12 @@ func movedFrom(req resource.MoveStateRequest, kind string) (name string, data ma
 // first apply, since its version is not known.
 func (r *roleResource) MoveState(context.Context) []resource.StateMover {
 	return []resource.StateMover{{StateMover: func(ctx context.Context, req resource.MoveStateRequest, resp *resource.MoveStateResponse) {
-		name, data, ok := movedFrom(req, "roles")
+		mount, name, data, ok := movedFrom(req, "roles")
 		if !ok {
 			return
 		}
 		m := roleModel{
-			Name: types.StringValue(name), Environment: types.StringValue(str(data["environment"])),
+			Mount: types.StringValue(mount), Name: types.StringValue(name), Environment: types.StringValue(str(data["environment"])),
 			ClientID: types.StringValue(str(data["client_id"])), ClientSecretSet: types.BoolNull(),
 			Scopes: types.ListNull(types.StringType), Resource: types.ListNull(types.StringType),
 			TokenParams: types.MapNull(types.StringType), MinRemaining: types.Int64Value(60),
@@ -59,12 +63,12 @@ func (r *roleResource) MoveState(context.Context) []resource.StateMover {
 // MoveState takes over an environment written with vault_generic_endpoint.
 func (r *environmentResource) MoveState(context.Context) []resource.StateMover {
 	return []resource.StateMover{{StateMover: func(ctx context.Context, req resource.MoveStateRequest, resp *resource.MoveStateResponse) {
-		name, data, ok := movedFrom(req, "environments")
+		mount, name, data, ok := movedFrom(req, "environments")
 		if !ok {
 			return
 		}
 		m := environmentModel{
-			Name: types.StringValue(name), TokenURL: stringOrNull(data["token_url"]),
+			Mount: types.StringValue(mount), Name: types.StringValue(name), TokenURL: stringOrNull(data["token_url"]),
 			AuthMethod: types.StringValue("client_secret_post"), RequestTimeout: types.Int64Value(0),
 			AssumedTokenLifetime: types.Int64Value(300),
 		}

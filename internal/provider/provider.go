@@ -6,6 +6,7 @@ package provider
 
 import (
 	"context"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
@@ -59,7 +60,13 @@ type client struct {
 	mount string
 }
 
-func (c *client) path(p string) string { return c.mount + "/" + p }
+// at is path p under mount, or under the provider's mount if that is unset.
+func (c *client) at(mount types.String, p string) string {
+	if m := strings.Trim(mount.ValueString(), "/"); m != "" {
+		return m + "/" + p
+	}
+	return c.mount + "/" + p
+}
 
 func (p *aritmaProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
 	var m providerModel

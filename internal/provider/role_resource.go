@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -17,17 +16,19 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/hashicorp/vault/api"
 )
 
 func pathOf(name string) path.Path { return path.Root(name) }
 
 // roleResource is aritma_role: roles/<name> of the engine.
-type roleResource struct{ client *client }
+type roleResource struct{ engineObject }
 
-func newRoleResource() resource.Resource { return &roleResource{} }
+func newRoleResource() resource.Resource {
+	return &roleResource{engineObject{kind: "roles", noun: "role"}}
+}
 
 type roleModel struct {
+	Mount                 types.String `tfsdk:"mount"`
 	Name                  types.String `tfsdk:"name"`
 	Environment           types.String `tfsdk:"environment"`
 	ClientID              types.String `tfsdk:"client_id"`
@@ -67,6 +68,7 @@ func (r *roleResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 	resp.Schema = schema.Schema{
 		Description: "A role of the Aritma engine: one client's credentials and scopes for one environment. Applications read token/<name>.",
 		Attributes: map[string]schema.Attribute{
+			"mount": mountAttribute(),
 			"name": schema.StringAttribute{Required: true, Description: "Name of the role.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
 			"environment":              schema.StringAttribute{Required: true, Description: "Environment (authorization server) to get tokens from."},
@@ -95,12 +97,6 @@ func (r *roleResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 	}
 }
 
-func (r *roleResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if c, ok := req.ProviderData.(*client); ok {
-		r.client = c
-	}
-}
-
 // roleData is what a write sends: every field the model sets (so that one
 // removed from the configuration returns to its default), and the secrets
 // in send.
@@ -122,12 +118,10 @@ func roleData(ctx context.Context, m *roleModel, config *roleModel, send map[str
 		"token_params":         params,
 		"min_remaining":        m.MinRemaining.ValueInt64(),
 		"auth_method":          m.AuthMethod.ValueString(),
+		"signing_algorithm":    m.SigningAlgorithm.ValueString(),
 		"tls_client_cert":      m.TLSClientCert.ValueString(),
 		"token_per_lease":      m.TokenPerLease.ValueBool(),
 		"key_activation_delay": m.KeyActivationDelay.ValueInt64(),
-	}
-	if v := m.SigningAlgorithm.ValueString(); v != "" {
-		data["signing_algorithm"] = v
 	}
 	// The secrets, each sent on create and again only when its version moves.
 	for field, v := range map[string]types.String{
@@ -140,99 +134,68 @@ func roleData(ctx context.Context, m *roleModel, config *roleModel, send map[str
 	return data, diags
 }
 
-func (r *roleResource) write(ctx context.Context, plan, config *roleModel, send map[string]bool) diag.Diagnostics {
+// apply writes plan (prior is nil on create) and reads the role back into it.
+func (r *roleResource) apply(ctx context.Context, plan, config, prior *roleModel) diag.Diagnostics {
+	r.resolveMount(&plan.Mount)
+	moved := func(version func(*roleModel) types.Int64) bool {
+		return prior == nil || !version(plan).Equal(version(prior))
+	}
+	send := map[string]bool{
+		"client_secret":  moved(func(m *roleModel) types.Int64 { return m.ClientSecretWOVersion }),
+		"private_key":    moved(func(m *roleModel) types.Int64 { return m.PrivateKeyWOVersion }),
+		"tls_client_key": moved(func(m *roleModel) types.Int64 { return m.TLSClientKeyWOVersion }),
+	}
 	data, diags := roleData(ctx, plan, config, send)
 	if diags.HasError() {
 		return diags
 	}
-	if _, err := r.client.vault.Logical().WriteWithContext(ctx, r.client.path("roles/"+plan.Name.ValueString()), data); err != nil {
-		// The engine's own message names the field and what it allows.
-		diags.AddError("Writing role "+plan.Name.ValueString(), err.Error())
+	if diags.Append(r.write(ctx, plan.Mount, plan.Name, data)...); diags.HasError() {
+		return diags
+	}
+	read, d := r.readWritten(ctx, plan.Mount, plan.Name)
+	if diags.Append(d...); read != nil {
+		diags.Append(setRole(plan, read)...)
 	}
 	return diags
 }
 
 func (r *roleResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan, config roleModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	send := map[string]bool{"client_secret": true, "private_key": true, "tls_client_key": true}
-	if resp.Diagnostics.Append(r.write(ctx, &plan, &config, send)...); resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.read(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	applyPlan(ctx, req.Plan, req.Config, nil, &resp.State, &resp.Diagnostics, func(plan, config, prior *roleModel) diag.Diagnostics {
+		return r.apply(ctx, plan, config, prior)
+	})
 }
 
 func (r *roleResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, config, state roleModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	send := map[string]bool{
-		"client_secret":  !plan.ClientSecretWOVersion.Equal(state.ClientSecretWOVersion),
-		"private_key":    !plan.PrivateKeyWOVersion.Equal(state.PrivateKeyWOVersion),
-		"tls_client_key": !plan.TLSClientKeyWOVersion.Equal(state.TLSClientKeyWOVersion),
-	}
-	if resp.Diagnostics.Append(r.write(ctx, &plan, &config, send)...); resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.read(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	applyPlan(ctx, req.Plan, req.Config, &req.State, &resp.State, &resp.Diagnostics, func(plan, config, prior *roleModel) diag.Diagnostics {
+		return r.apply(ctx, plan, config, prior)
+	})
 }
 
 func (r *roleResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state roleModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	found, diags := r.readRole(ctx, &state)
-	resp.Diagnostics.Append(diags...)
-	if !found {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
-}
-
-func (r *roleResource) read(ctx context.Context, m *roleModel) diag.Diagnostics {
-	found, diags := r.readRole(ctx, m)
-	if !found && !diags.HasError() {
-		diags.AddError("Reading role "+m.Name.ValueString(), "the role does not exist after it was written")
-	}
-	return diags
-}
-
-// readRole sets every field the engine reads back. Empty strings, lists
-// and maps read as null, as an unset attribute is; a client secret the
-// engine no longer holds clears client_secret_wo_version, so that the next
-// plan sends it again.
-func (r *roleResource) readRole(ctx context.Context, m *roleModel) (bool, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	secret, err := r.client.vault.Logical().ReadWithContext(ctx, r.client.path("roles/"+m.Name.ValueString()))
-	if err != nil {
-		if re, ok := err.(*api.ResponseError); ok && re.StatusCode == http.StatusNotFound {
-			return false, nil
+	refreshState(ctx, req, resp, func(m *roleModel) (bool, diag.Diagnostics) {
+		r.resolveMount(&m.Mount)
+		read, diags := r.read(ctx, m.Mount, m.Name)
+		if read == nil {
+			return false, diags
 		}
-		diags.AddError("Reading role "+m.Name.ValueString(), err.Error())
-		return false, diags
-	}
-	if secret == nil {
-		return false, nil
-	}
-	d := secret.Data
+		diags.Append(setRole(m, read)...)
+		return true, diags
+	})
+}
+
+// setRole sets every field the engine reads back. Empty strings, lists and
+// maps read as null, as an unset attribute is; a secret the engine no
+// longer holds clears its _wo_version, so that the next plan sends it again.
+func setRole(m *roleModel, d map[string]interface{}) diag.Diagnostics {
+	var diags diag.Diagnostics
 	m.Environment = types.StringValue(str(d["environment"]))
 	m.ClientID = types.StringValue(str(d["client_id"]))
 	m.ClientSecretSet = types.BoolValue(d["client_secret_set"] == true)
 	if !m.ClientSecretSet.ValueBool() {
 		m.ClientSecretWOVersion = types.Int64Null()
+	}
+	if d["tls_client_key_set"] != true {
+		m.TLSClientKeyWOVersion = types.Int64Null()
 	}
 	m.Scopes = listOrNull(d["scopes"], &diags)
 	m.Audience = stringOrNull(d["audience"])
@@ -240,25 +203,23 @@ func (r *roleResource) readRole(ctx context.Context, m *roleModel) (bool, diag.D
 	m.TokenParams = mapOrNull(d["token_params"], &diags)
 	m.MinRemaining = types.Int64Value(num(d["min_remaining"]))
 	m.AuthMethod = stringOrNull(d["auth_method"])
+	m.SigningAlgorithm = stringOrNull(d["signing_algorithm"])
 	m.TLSClientCert = stringOrNull(d["tls_client_cert"])
 	m.TokenPerLease = types.BoolValue(d["token_per_lease"] == true)
 	m.KeyActivationDelay = types.Int64Value(num(d["key_activation_delay"]))
-	return true, diags
+	return diags
 }
 
 func (r *roleResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var state roleModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
+	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if _, err := r.client.vault.Logical().DeleteWithContext(ctx, r.client.path("roles/"+state.Name.ValueString())); err != nil {
-		resp.Diagnostics.AddError("Deleting role "+state.Name.ValueString(), err.Error())
-	}
+	resp.Diagnostics.Append(r.delete(ctx, state.Mount, state.Name)...)
 }
 
 func (r *roleResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+	r.importState(ctx, req, resp)
 }
 
 func str(v interface{}) string {

@@ -19,19 +19,21 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// fakeVault stands in for Vault with the engine mounted at aritma/: it
-// keeps roles as the engine reads them back and records every write.
+// fakeVault stands in for Vault with the engine mounted: it keeps objects
+// by path (aritma/roles/payments) as the engine reads them back and
+// records every write.
 type fakeVault struct {
 	*httptest.Server
-	mu     sync.Mutex
-	roles  map[string]map[string]interface{}
-	writes []map[string]interface{}
+	mu         sync.Mutex
+	roles      map[string]map[string]interface{}
+	writes     []map[string]interface{}
+	writePaths []string
 }
 
 func newFakeVault(t *testing.T) *fakeVault {
 	f := &fakeVault{roles: map[string]map[string]interface{}{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name, ok := strings.CutPrefix(r.URL.Path, "/v1/aritma/")
+		name, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 		if !ok || r.Header.Get("X-Vault-Token") != "test-token" {
 			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
 			return
@@ -43,6 +45,7 @@ func newFakeVault(t *testing.T) *fakeVault {
 			var data map[string]interface{}
 			_ = json.NewDecoder(r.Body).Decode(&data)
 			f.writes = append(f.writes, data)
+			f.writePaths = append(f.writePaths, name)
 			role := f.roles[name]
 			if role == nil {
 				role = map[string]interface{}{"client_secret_set": false}
@@ -323,7 +326,7 @@ func engineFields(t *testing.T, path string) []string {
 func TestRole_MovesFromGenericEndpointWithoutItsSecret(t *testing.T) {
 	p := newProtocolTest(t, newFakeVault(t))
 	source, _ := json.Marshal(map[string]interface{}{
-		"path":      "aritma/roles/payments",
+		"path":      "banks/aritma/roles/payments",
 		"data_json": `{"environment":"development","client_id":"my-client","client_secret":"s3cret-moved","scopes":"bankservice"}`,
 	})
 	resp, err := p.server.MoveResourceState(context.Background(), &tfprotov6.MoveResourceStateRequest{
@@ -334,7 +337,7 @@ func TestRole_MovesFromGenericEndpointWithoutItsSecret(t *testing.T) {
 		t.Fatalf("move: %v %v", err, resp.Diagnostics)
 	}
 	state := p.decode(resp.TargetState)
-	for attr, want := range map[string]string{"name": "payments", "environment": "development", "client_id": "my-client"} {
+	for attr, want := range map[string]string{"mount": "banks/aritma", "name": "payments", "environment": "development", "client_id": "my-client"} {
 		if !state[attr].Equal(s(want)) {
 			t.Errorf("%s = %v, want %q", attr, state[attr], want)
 		}
@@ -352,5 +355,43 @@ func TestRole_MovesFromGenericEndpointWithoutItsSecret(t *testing.T) {
 	})
 	if err != nil || len(resp.Diagnostics) == 0 {
 		t.Errorf("a vault_kv_secret was moved into aritma_role: %v %v", err, resp.Diagnostics)
+	}
+}
+
+// A role goes to its own mount when it names one, and to the provider's
+// otherwise; either is kept in state, and import takes <mount>/<name>.
+func TestRole_MountAndImportID(t *testing.T) {
+	vault := newFakeVault(t)
+	p := newProtocolTest(t, vault)
+	base := map[string]tftypes.Value{"name": s("payments"), "environment": s("development"), "client_id": s("c")}
+	state := p.apply(nil, base)
+	if !state["mount"].Equal(s("aritma")) {
+		t.Errorf("mount = %v, want the provider's, aritma", state["mount"])
+	}
+	base["mount"] = s("banks/aritma")
+	p.apply(nil, base)
+	vault.mu.Lock()
+	paths := vault.writePaths
+	vault.mu.Unlock()
+	if want := []string{"aritma/roles/payments", "banks/aritma/roles/payments"}; strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Errorf("writes went to %v, want %v", paths, want)
+	}
+
+	for id, want := range map[string][2]string{
+		"payments":              {"aritma", "payments"},
+		"banks/aritma/payments": {"banks/aritma", "payments"},
+	} {
+		resp, err := p.server.ImportResourceState(context.Background(), &tfprotov6.ImportResourceStateRequest{TypeName: "aritma_role", ID: id})
+		if err != nil || len(resp.Diagnostics) > 0 || len(resp.ImportedResources) != 1 {
+			t.Fatalf("import %q: %v %v", id, err, resp.Diagnostics)
+		}
+		got := p.decode(resp.ImportedResources[0].State)
+		if !got["mount"].Equal(s(want[0])) || !got["name"].Equal(s(want[1])) {
+			t.Errorf("import %q: mount %v, name %v, want %q and %q", id, got["mount"], got["name"], want[0], want[1])
+		}
+	}
+	resp, err := p.server.ImportResourceState(context.Background(), &tfprotov6.ImportResourceStateRequest{TypeName: "aritma_role", ID: "aritma/"})
+	if err != nil || len(resp.Diagnostics) == 0 || !strings.Contains(resp.Diagnostics[0].Detail, "<mount>/<name>") {
+		t.Errorf("import of \"aritma/\": want an error naming the ID's form, got %v %v", err, resp.Diagnostics)
 	}
 }

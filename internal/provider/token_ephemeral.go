@@ -20,6 +20,7 @@ type tokenEphemeral struct{ client *client }
 func newTokenEphemeral() ephemeral.EphemeralResource { return &tokenEphemeral{} }
 
 type tokenModel struct {
+	Mount        types.String `tfsdk:"mount"`
 	Role         types.String `tfsdk:"role"`
 	MinRemaining types.Int64  `tfsdk:"min_remaining"`
 	AccessToken  types.String `tfsdk:"access_token"`
@@ -38,6 +39,7 @@ func (e *tokenEphemeral) Schema(_ context.Context, _ ephemeral.SchemaRequest, re
 	resp.Schema = schema.Schema{
 		Description: "A bank access token of a role, read from token/<role>; never stored in plan or state.",
 		Attributes: map[string]schema.Attribute{
+			"mount":         schema.StringAttribute{Optional: true, Description: "Path the engine is mounted at. Default: the provider's mount."},
 			"role":          schema.StringAttribute{Required: true, Description: "Name of the role."},
 			"min_remaining": schema.Int64Attribute{Optional: true, Description: "Seconds of life the token must have left."},
 			"access_token":  schema.StringAttribute{Computed: true, Sensitive: true, Description: "The Bearer token."},
@@ -63,7 +65,7 @@ func (e *tokenEphemeral) Open(ctx context.Context, req ephemeral.OpenRequest, re
 	if !m.MinRemaining.IsNull() {
 		query = map[string][]string{"min_remaining": {fmt.Sprint(m.MinRemaining.ValueInt64())}}
 	}
-	secret, err := e.client.vault.Logical().ReadWithDataWithContext(ctx, e.client.path("token/"+m.Role.ValueString()), query)
+	secret, err := e.client.vault.Logical().ReadWithDataWithContext(ctx, e.client.at(m.Mount, "token/"+m.Role.ValueString()), query)
 	if err != nil || secret == nil {
 		resp.Diagnostics.AddError("Reading a token of role "+m.Role.ValueString(), errorText(err, "no answer"))
 		return
