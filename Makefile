@@ -79,7 +79,9 @@ tofu: ## OpenTofu and the Vault provider, built once into the per-user cache
 	@scripts/build-terraform-provider-vault.sh >/dev/null
 
 # The Terraform/OpenTofu module and example (terraform/) applied with the real
-# OpenTofu and Vault provider to a Vault dev server and the OAuth server.
+# OpenTofu, the Vault provider and this repository's provider (which the tests
+# build) to a Vault dev server and the OAuth server; the migration from the
+# 0.1 module; then the provider's acceptance tests.
 test-terraform: vault oauth-server tofu ## the OpenTofu module, and the provider's acceptance tests, with the real OpenTofu
 	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" \
 	ARITMA_TOFU_BIN="$$(scripts/build-tofu.sh)" \

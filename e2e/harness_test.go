@@ -59,6 +59,13 @@ func TestMain(m *testing.M) {
 			}
 			pluginBuilds[version] = out
 		}
+		if tofuBin != "" {
+			providerMirror = filepath.Join(dir, "providers")
+			if err := testservers.BuildProviderMirror("..", providerVersion, providerMirror); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: building the provider: %v\n", err)
+				return 1
+			}
+		}
 		return m.Run()
 	}()
 	os.Exit(code)

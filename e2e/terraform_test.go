@@ -3,12 +3,14 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -21,12 +23,18 @@ import (
 )
 
 // make test-terraform builds these (scripts/build-tofu.sh and
-// scripts/build-terraform-provider-vault.sh) and sets them.
+// scripts/build-terraform-provider-vault.sh) and sets them; TestMain builds
+// this repository's provider into providerMirror.
 var (
 	tofuBin          = os.Getenv("ARITMA_TOFU_BIN")
 	tfProviderMirror = os.Getenv("ARITMA_TF_PROVIDER_MIRROR")
 	terraformSources = filepath.Join("..", "terraform")
+	// The module and example as 0.1 shipped them, on vault_generic_endpoint.
+	legacyTerraformSources = filepath.Join("testdata", "terraform-v0.1")
+	providerMirror         string
 )
+
+const providerVersion = "0.1.0"
 
 // The shipped example (terraform/examples, using terraform/modules/aritma)
 // applied with the real OpenTofu and Vault provider to a Vault dev server,
@@ -42,12 +50,10 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 	start := time.Now()
 	devSecret, prodSecret := randomSecret("dev-secret"), randomSecret("prod-secret")
 	rotatedSecret := randomSecret("rotated-secret")
-	passphrase := randomSecret("state-passphrase")
 	secrets := map[string]string{
 		"development client secret": devSecret,
 		"production client secret":  prodSecret,
 		"rotated client secret":     rotatedSecret,
-		"state passphrase":          passphrase,
 	}
 	// The bank: one OAuth server for both environments, on a fixed port so
 	// that it keeps its token URL when it restarts with a rotated secret.
@@ -73,26 +79,30 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 	writeExecutable(t, filepath.Join(v.PluginDir, pluginName), raw)
 	sum := sha256.Sum256(raw)
 
-	tf := newTofu(t, v)
+	tf := newTofu(t, v, terraformSources)
 	tokenURL := fmt.Sprintf("http://127.0.0.1:%d/connect/token", bankPort)
 	tf.env = append(tf.env,
 		"TF_VAR_plugin_sha256="+hex.EncodeToString(sum[:]),
 		"TF_VAR_development_token_url="+tokenURL,
 		"TF_VAR_production_token_url="+tokenURL,
-		"TF_VAR_state_passphrase="+passphrase,
 	)
 	tf.setClientSecrets(t, map[string]string{"payments-dev": devSecret, "payments": prodSecret})
 
 	var appTokens map[string]string
-	ok := t.Run("apply, policies, clean plan, scope change, Vault Agent", func(t *testing.T) {
+	ok := t.Run("apply, policies, clean plan, drift, scope change, Vault Agent", func(t *testing.T) {
 		bank := startBank(t, devSecret)
 		if bank.TokenEndpoint != tokenURL {
 			t.Fatalf("the bank's token endpoint is %s, want %s", bank.TokenEndpoint, tokenURL)
 		}
 		tf.run(t, 0, "fmt", "-check", "-recursive", "..")
 		tf.run(t, 0, "init")
-		tf.run(t, 0, "plan", "-out=aritma.tfplan")
+		out := tf.run(t, 0, "plan", "-out=aritma.tfplan")
+		if !strings.Contains(out, "client_secret_wo         = (write-only attribute)") {
+			t.Errorf("the plan does not show the client secret as a write-only attribute:\n%s", out)
+		}
+		tf.assertNoSecretsInStateOrPlan(t, secrets, "aritma.tfplan")
 		tf.run(t, 0, "apply", "aritma.tfplan")
+		tf.assertNoSecretsInStateOrPlan(t, secrets)
 
 		// The engine answers with tokens the bank accepts, for both environments.
 		for role, clientID := range map[string]string{"payments": "payments-client", "payments-dev": "payments-dev-client"} {
@@ -135,24 +145,24 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 
 		// A change made outside OpenTofu shows as drift; apply undoes it.
 		v.mustCLI(t, "write", "aritma/roles/payments", "scopes=api")
-		out := tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
-		assertPlannedChanges(t, out, `module.aritma.vault_generic_endpoint.role["payments"]`)
+		out = tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+		assertPlannedChanges(t, out, `module.aritma.aritma_role.this["payments"]`)
 		tf.run(t, 0, "apply", "aritma.tfplan")
 		if scopes := v.mustCLI(t, "read", "-field=scopes", "aritma/roles/payments"); strings.TrimSpace(scopes) != "[api bankservice]" {
 			t.Errorf("after apply, payments has scopes %s, want [api bankservice]", scopes)
 		}
 
-		// Changing a role's scopes in terraform.tfvars plans exactly that update.
+		// Changing a role's scopes in terraform.tfvars plans exactly that
+		// update, shown in the plan: roles hold no secret to hide.
 		tf.editFile(t, "examples/terraform.tfvars",
 			"client_id   = \"payments-dev-client\"\n    scopes      = [\"api\", \"bankservice\"]",
 			"client_id   = \"payments-dev-client\"\n    scopes      = [\"bankservice\"]")
 		out = tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
-		assertPlannedChanges(t, out, `module.aritma.vault_generic_endpoint.role["payments-dev"]`)
-		// The provider hides the role's data_json; the example's roles output
-		// shows the change to the reviewer.
-		if !strings.Contains(out, "Changes to Outputs:") || !strings.Contains(out, "- \"api\",") {
-			t.Errorf("the plan does not show the scope change under Changes to Outputs:\n%s", out)
+		assertPlannedChanges(t, out, `module.aritma.aritma_role.this["payments-dev"]`)
+		if !strings.Contains(out, `- "api",`) {
+			t.Errorf("the plan does not show the scope change:\n%s", out)
 		}
+		tf.assertNoSecretsInStateOrPlan(t, secrets, "aritma.tfplan")
 		tf.run(t, 0, "apply", "aritma.tfplan")
 		if scope := v.readTokenCLI(t, v.Token, "payments-dev").Data["scope"]; scope != "bankservice" {
 			t.Errorf("after the scope change, payments-dev's token has scope %v, want bankservice", scope)
@@ -169,26 +179,23 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 	}
 
 	t.Run("rotate a secret, destroy", func(t *testing.T) {
-		// The bank issues a new secret: it restarts knowing only that one. The
-		// operator changes the variable, plans one update and applies it.
+		// The bank issues a new secret: it restarts knowing only that one.
 		bank := startBank(t, rotatedSecret)
+		// A new secret alone changes nothing: it is not in state to compare.
 		tf.setClientSecrets(t, map[string]string{"payments-dev": rotatedSecret, "payments": prodSecret})
+		tf.run(t, 0, "plan", "-detailed-exitcode")
+		// Raising its version plans one update, which sends it.
+		tf.setEnv("TF_VAR_client_secret_versions", `{"payments-dev": 2}`)
 		out := tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
-		assertPlannedChanges(t, out, `module.aritma.vault_generic_endpoint.role["payments-dev"]`)
+		assertPlannedChanges(t, out, `module.aritma.aritma_role.this["payments-dev"]`)
+		tf.assertNoSecretsInStateOrPlan(t, secrets, "aritma.tfplan")
 		tf.run(t, 0, "apply", "aritma.tfplan")
+		tf.assertNoSecretsInStateOrPlan(t, secrets)
 		secret := v.readTokenCLI(t, v.Token, "payments-dev")
 		if in := bank.verify(t, secret.Data["access_token"].(string)); !in.Active || in.ClientID != "payments-dev-client" {
 			t.Errorf("after rotation the bank saw %+v, want an active token of payments-dev-client", in)
 		}
 		tf.run(t, 0, "plan", "-detailed-exitcode")
-
-		// State and saved plans are encrypted (encryption.tofu): no secret in
-		// clear. Decrypted, the state holds the client secrets, as the README
-		// says.
-		tf.assertEncrypted(t, secrets, "terraform.tfstate", "terraform.tfstate.backup", "aritma.tfplan")
-		if state, code := tf.exec(t, "state", "pull"); code != 0 || !strings.Contains(state, rotatedSecret) {
-			t.Errorf("tofu state pull exited %d; want the decrypted state to hold the client secret in data_json (see README-section.md)", code)
-		}
 
 		// Destroy, planned and applied, leaves nothing behind.
 		tf.run(t, 0, "plan", "-destroy", "-out=aritma.tfplan")
@@ -205,12 +212,85 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 		if out, err := v.cli(v.Token, "read", "aritma/roles/payments"); err == nil {
 			t.Errorf("aritma/roles/payments is readable after tofu destroy:\n%s", out)
 		}
+		tf.assertNoSecretsInStateOrPlan(t, secrets)
 		assertNoSecrets(t, secrets, []string{bank.LogPath})
 	})
 
 	// Vault's log and every tofu output.
 	assertNoSecrets(t, secrets, v.logFiles(), tf.outputs...)
 	t.Logf("OpenTofu scenario took %s", time.Since(start).Round(time.Second))
+}
+
+// The module as 0.1 shipped it (roles and environments as
+// vault_generic_endpoint, secrets in state) is applied, then the current
+// module: its moved {} blocks take every role and environment over in place
+// (nothing is replaced, the cached token stays), and the new state holds no
+// secret.
+func TestTerraform_ModuleMigratesFromGenericEndpoint(t *testing.T) {
+	if tofuBin == "" || tfProviderMirror == "" {
+		t.Skip("ARITMA_TOFU_BIN or ARITMA_TF_PROVIDER_MIRROR is not set; run make test-terraform")
+	}
+	t.Parallel()
+	devSecret, prodSecret := randomSecret("dev-secret"), randomSecret("prod-secret")
+	secrets := map[string]string{"development client secret": devSecret, "production client secret": prodSecret}
+	bank := startOAuthServerConfig(t, oauthConfig{
+		TokenTTL: 3600,
+		Clients: []oauthClient{
+			{ID: "payments-dev-client", Secret: devSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
+			{ID: "payments-client", Secret: prodSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
+		},
+	})
+	v := startVaultDev(t)
+	raw, err := os.ReadFile(pluginBuilds["v0.1.0"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeExecutable(t, filepath.Join(v.PluginDir, pluginName), raw)
+	sum := sha256.Sum256(raw)
+
+	tf := newTofu(t, v, legacyTerraformSources)
+	tf.env = append(tf.env,
+		"TF_VAR_plugin_sha256="+hex.EncodeToString(sum[:]),
+		"TF_VAR_development_token_url="+bank.TokenEndpoint,
+		"TF_VAR_production_token_url="+bank.TokenEndpoint,
+	)
+	tf.setClientSecrets(t, map[string]string{"payments-dev": devSecret, "payments": prodSecret})
+	tf.run(t, 0, "init")
+	tf.run(t, 0, "apply", "-auto-approve")
+	if state, _ := os.ReadFile(tf.path("examples/terraform.tfstate")); !strings.Contains(string(state), devSecret) {
+		t.Fatal("the 0.1 module's state does not hold the client secret: the migration would prove nothing")
+	}
+	before := v.readTokenCLI(t, v.Token, "payments").Data["access_token"]
+
+	// The operator takes the new module and example, and runs init (for the
+	// aritma provider) and plan.
+	tf.replaceSources(t, terraformSources)
+	tf.run(t, 0, "init")
+	out := tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+	for _, moved := range []string{
+		`module.aritma.aritma_environment.this["development"]`, `module.aritma.aritma_environment.this["production"]`,
+		`module.aritma.aritma_role.this["payments"]`, `module.aritma.aritma_role.this["payments-dev"]`,
+	} {
+		if !strings.Contains(out, "# "+moved+" will be updated in-place") && !strings.Contains(out, " has moved to "+moved+"\n") {
+			t.Errorf("the plan does not move %s in place:\n%s", moved, out)
+		}
+	}
+	if strings.Contains(out, "must be replaced") || strings.Contains(out, "will be destroyed") ||
+		!strings.Contains(out, "0 to add") || !strings.Contains(out, "0 to destroy") {
+		t.Errorf("the migration plan adds, replaces or destroys something:\n%s", out)
+	}
+	// This plan's prior state is the 0.1 state, secrets included (see the
+	// README): the state it leaves behind is what must hold none.
+	tf.run(t, 0, "apply", "aritma.tfplan")
+	tf.assertNoSecretsInStateOrPlan(t, secrets)
+	tf.run(t, 0, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+	tf.assertNoSecretsInStateOrPlan(t, secrets, "aritma.tfplan")
+
+	// The role was updated, not replaced: its cached token is still served.
+	if after := v.readTokenCLI(t, v.Token, "payments").Data["access_token"]; after != before {
+		t.Error("after the migration payments serves a new token: the role was replaced or its cache dropped")
+	}
+	assertNoSecrets(t, secrets, []string{bank.LogPath}, tf.outputs...)
 }
 
 // tofu runs OpenTofu in a copy of terraform/ (module and example) in a
@@ -221,23 +301,19 @@ type tofu struct {
 	outputs []string // every output, for the secret scan
 }
 
-func newTofu(t *testing.T, v *vaultServer) *tofu {
+func newTofu(t *testing.T, v *vaultServer, sources string) *tofu {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "terraform")
-	copyTree(t, terraformSources, dir)
-	// tofu init installs the provider from the local build's mirror instead
+	copyTree(t, sources, dir)
+	// tofu init installs the providers from local builds' mirrors instead
 	// of the registry, which tests cannot reach.
 	cliConfig := filepath.Join(filepath.Dir(dir), "tofurc")
-	writeFile(t, cliConfig, fmt.Sprintf(`provider_installation {
-  filesystem_mirror {
-    path    = %q
-    include = ["registry.opentofu.org/hashicorp/vault"]
-  }
-  direct {
-    exclude = ["registry.opentofu.org/hashicorp/vault"]
-  }
-}
-`, tfProviderMirror))
+	if err := testservers.WriteTofuCLIConfig(cliConfig, map[string]string{
+		"registry.opentofu.org/hashicorp/vault": tfProviderMirror,
+		testservers.ProviderSource:              providerMirror,
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return &tofu{dir: dir, env: []string{
 		"TF_CLI_CONFIG_FILE=" + cliConfig,
 		"TF_IN_AUTOMATION=1",
@@ -353,35 +429,80 @@ func (tf *tofu) editFile(t *testing.T, name, old, new string) {
 	writeFile(t, path, strings.Replace(string(raw), old, new, 1))
 }
 
-// assertEncrypted checks that state and plan files exist, are OpenTofu-
-// encrypted, and hold no secret in clear.
-func (tf *tofu) assertEncrypted(t *testing.T, secrets map[string]string, names ...string) {
+func (tf *tofu) path(name string) string { return filepath.Join(tf.dir, name) }
+
+// replaceSources swaps the configuration for the one in sources, keeping
+// the state and .terraform of examples/, as an operator upgrading the
+// module does.
+func (tf *tofu) replaceSources(t *testing.T, sources string) {
 	t.Helper()
-	var paths []string
-	defer func() { assertNoSecrets(t, secrets, paths) }()
-	for _, name := range names {
-		path := filepath.Join(tf.dir, "examples", name)
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		paths = append(paths, path)
-		if strings.HasSuffix(name, ".tfplan") {
-			// Unencrypted, a plan is a zip archive.
-			if bytes.HasPrefix(raw, []byte("PK\x03\x04")) {
-				t.Errorf("%s is not encrypted: it is a zip archive", name)
-			}
-			continue
-		}
-		var state struct {
-			EncryptedData string `json:"encrypted_data"`
-			Resources     []any  `json:"resources"`
-		}
-		if err := json.Unmarshal(raw, &state); err != nil || state.EncryptedData == "" || state.Resources != nil {
-			t.Errorf("%s is not an encrypted state (err %v)", name, err)
+	for _, dir := range []string{"modules"} {
+		if err := os.RemoveAll(tf.path(dir)); err != nil {
+			t.Fatal(err)
 		}
 	}
+	entries, err := os.ReadDir(tf.path("examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tf") || strings.HasSuffix(e.Name(), ".tfvars") {
+			if err := os.Remove(tf.path("examples/" + e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	copyTree(t, sources, tf.dir)
+}
+
+// assertNoSecretsInStateOrPlan searches the whole state (tofu state pull
+// and the state file) and each saved plan (every file in its archive, and
+// tofu show -json of it) for every secret. Checked after each apply, the
+// state covers every later backup too.
+func (tf *tofu) assertNoSecretsInStateOrPlan(t *testing.T, secrets map[string]string, plans ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	var files []string
+	keep := func(name, content string) {
+		path := filepath.Join(dir, fmt.Sprintf("%02d-%s", len(files), filepath.Base(name)))
+		writeFile(t, path, content)
+		files = append(files, path)
+	}
+	state, code := tf.exec(t, "state", "pull")
+	if code != 0 {
+		t.Fatalf("tofu state pull exited %d:\n%s", code, state)
+	}
+	if strings.TrimSpace(state) != "" { // empty before the first apply
+		keep("state-pull", state)
+	}
+	if raw, err := os.ReadFile(tf.path("examples/terraform.tfstate")); err == nil {
+		keep("terraform.tfstate", string(raw))
+	}
+	for _, plan := range plans {
+		archive, err := zip.OpenReader(tf.path("examples/" + plan))
+		if err != nil {
+			t.Fatalf("saved plan %s: %v", plan, err)
+		}
+		for _, f := range archive.File {
+			r, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := io.ReadAll(r)
+			r.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			keep(plan+"-"+strings.ReplaceAll(f.Name, "/", "_"), string(raw))
+		}
+		archive.Close()
+		shown, code := tf.exec(t, "show", "-json", plan)
+		if code != 0 {
+			t.Fatalf("tofu show -json %s exited %d:\n%s", plan, code, shown)
+		}
+		keep(plan+".json", shown)
+	}
+	assertNoSecrets(t, secrets, files)
 }
 
 // runExampleAgent runs Vault Agent with terraform/examples/agent/payments.hcl,

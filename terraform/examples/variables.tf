@@ -38,7 +38,14 @@ variable "applications" {
 }
 
 variable "client_secrets" {
-  description = "Client secret of each role, by role name. Pass it as TF_VAR_client_secrets, never in a committed file."
+  description = "Client secret of each role, by role name. Pass it as TF_VAR_client_secrets, never in a committed file; it is kept in no plan or state."
   type        = map(string)
+  ephemeral   = true
   sensitive   = true
+}
+
+variable "client_secret_versions" {
+  description = "Version of each role's client secret (default 1): raise it with a new secret to rotate."
+  type        = map(number)
+  default     = {}
 }

@@ -21,57 +21,61 @@ resource "vault_mount" "aritma" {
   description    = "OAuth2 client credentials for bank APIs; read <path>/token/<role> for an access token"
 }
 
-# vault_generic_endpoint keeps data_json in state and compares it with what
-# Vault reads back. Environments read back every field, in the form written
-# here (durations in seconds), so plain reads detect drift.
-# ignore_absent_fields leaves out what reads add (builtin).
-resource "vault_generic_endpoint" "environment" {
+# Environments and roles are the engine's own resources (the aritma
+# provider): every field the engine reads back is compared, so a change made
+# outside OpenTofu shows as drift, and client secrets are write-only
+# arguments, sent to Vault and never kept in plan or state.
+resource "aritma_environment" "this" {
   for_each = var.environments
 
-  path                 = "${vault_mount.aritma.path}/environments/${each.key}"
-  ignore_absent_fields = true
-  data_json = jsonencode({
-    token_url              = each.value.token_url
-    auth_method            = each.value.auth_method
-    ca_cert                = each.value.ca_cert
-    request_timeout        = each.value.request_timeout
-    assumed_token_lifetime = each.value.assumed_token_lifetime
-  })
+  mount                  = vault_mount.aritma.path
+  name                   = each.key
+  token_url              = each.value.token_url
+  issuer                 = each.value.issuer
+  auth_method            = each.value.auth_method
+  ca_cert                = each.value.ca_cert
+  request_timeout        = each.value.request_timeout
+  assumed_token_lifetime = each.value.assumed_token_lifetime
 }
 
-# Roles read back every field except client_secret (write-only: reads show
-# client_secret_set). ignore_absent_fields makes the provider compare only
-# the fields written, and keep client_secret as written (in state) instead
-# of seeing it vanish on every read; client_secret_set is ignored. The other
-# fields are still read, so changes made outside Terraform show as drift.
-# A change of client_secret alone is therefore not detectable from Vault;
-# changing the variable is what rotates it (see the README).
-resource "vault_generic_endpoint" "role" {
+resource "aritma_role" "this" {
   for_each = var.roles
 
-  path                 = "${vault_mount.aritma.path}/roles/${each.key}"
-  ignore_absent_fields = true
-  data_json = jsonencode({
-    environment   = each.value.environment
-    client_id     = each.value.client_id
-    client_secret = lookup(var.client_secrets, each.key, null) # the precondition requires it
-    scopes        = each.value.scopes
-    audience      = each.value.audience
-    resource      = each.value.resource
-    token_params  = each.value.token_params
-    min_remaining = each.value.min_remaining
-  })
+  mount                = vault_mount.aritma.path
+  name                 = each.key
+  environment          = each.value.environment
+  client_id            = each.value.client_id
+  scopes               = each.value.scopes
+  audience             = each.value.audience
+  resource             = each.value.resource
+  token_params         = each.value.token_params
+  min_remaining        = each.value.min_remaining
+  auth_method          = each.value.auth_method
+  token_per_lease      = each.value.token_per_lease
+  key_activation_delay = each.value.key_activation_delay
+
+  # Sent on create and whenever the role's version in
+  # client_secret_versions changes: that is how a secret is rotated.
+  client_secret_wo         = lookup(var.client_secrets, each.key, null)
+  client_secret_wo_version = lookup(var.client_secret_versions, each.key, 1)
 
   # A role's environment must exist before it, and a custom environment
   # cannot be deleted while a role uses it.
-  depends_on = [vault_generic_endpoint.environment]
+  depends_on = [aritma_environment.this]
+}
 
-  lifecycle {
-    precondition {
-      condition     = contains(nonsensitive(keys(var.client_secrets)), each.key)
-      error_message = "client_secrets has no secret for role \"${each.key}\"."
-    }
-  }
+# Before version 0.2 of this module, environments and roles were
+# vault_generic_endpoint resources, which kept client secrets in state.
+# These blocks move them to the resources above in place: no role is
+# replaced, so cached tokens and keys stay.
+moved {
+  from = vault_generic_endpoint.environment
+  to   = aritma_environment.this
+}
+
+moved {
+  from = vault_generic_endpoint.role
+  to   = aritma_role.this
 }
 
 resource "vault_policy" "application" {

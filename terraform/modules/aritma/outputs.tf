@@ -10,7 +10,7 @@ output "plugin_version" {
 
 output "token_paths" {
   description = "Path to read each role's access token at, by role."
-  value       = { for name, role in vault_generic_endpoint.role : name => "${vault_mount.aritma.path}/token/${name}" }
+  value       = { for name, role in aritma_role.this : name => "${vault_mount.aritma.path}/token/${name}" }
 }
 
 output "policies" {
@@ -18,12 +18,3 @@ output "policies" {
   value       = { for app, policy in vault_policy.application : app => policy.name }
 }
 
-output "roles" {
-  description = "The roles' settings without their secrets. The provider hides data_json in plans (it holds the secret), so a root module that outputs this shows role changes in its plans."
-  value       = var.roles
-}
-
-output "environments" {
-  description = "The environments' settings, for the same reason as roles."
-  value       = var.environments
-}

@@ -42,63 +42,84 @@ variable "plugin_command" {
 }
 
 variable "environments" {
-  description = <<-EOT
+  description = <<-EOF
     Environments (authorization servers) to create, or to override field by
-    field for the built-in "production" and "development". Every field is
-    written, so a field left out is reset to its default rather than kept.
-    Durations are whole seconds, as the engine reads them back.
-  EOT
+    field for the built-in "production" and "development" (destroying one
+    of those restores its defaults). Each sets token_url or issuer (whose
+    metadata names the endpoints). Every field is written, so a field left
+    out is reset to its default rather than kept. Durations are whole
+    seconds, as the engine reads them back.
+  EOF
   type = map(object({
-    token_url              = string
+    token_url              = optional(string)
+    issuer                 = optional(string)
     auth_method            = optional(string, "client_secret_post")
-    ca_cert                = optional(string, "")
+    ca_cert                = optional(string)
     request_timeout        = optional(number, 0)   # seconds; 0: the mount config's (10s)
     assumed_token_lifetime = optional(number, 300) # seconds
   }))
   default = {}
 
   validation {
-    condition     = alltrue([for e in values(var.environments) : contains(["client_secret_post", "client_secret_basic"], e.auth_method)])
-    error_message = "auth_method must be client_secret_post or client_secret_basic."
+    condition     = alltrue([for e in values(var.environments) : (e.token_url == null) != (e.issuer == null)])
+    error_message = "Each environment sets exactly one of token_url and issuer."
   }
   validation {
-    condition     = alltrue([for e in values(var.environments) : e.token_url == trimspace(e.token_url)])
-    error_message = "token_url must not start or end with spaces."
+    # The engine keeps URLs as given; a space would read back as drift.
+    condition     = alltrue([for e in values(var.environments) : alltrue([for u in compact([e.token_url, e.issuer]) : u == trimspace(u)])])
+    error_message = "token_url and issuer must not start or end with spaces."
   }
 }
 
 variable "roles" {
-  description = <<-EOT
+  description = <<-EOF
     Roles, by name: one client of one environment each. The client secret is
     not here but in client_secrets, so that this map stays visible in plans.
     Every field is written, so a field left out is reset to its default
-    rather than kept. min_remaining is in whole seconds.
-  EOT
+    rather than kept. min_remaining and key_activation_delay are in whole
+    seconds.
+  EOF
   type = map(object({
-    environment   = string
-    client_id     = string
-    scopes        = optional(list(string), [])
-    audience      = optional(string, "")
-    resource      = optional(list(string), [])
-    token_params  = optional(map(string), {})
-    min_remaining = optional(number, 60)
+    environment          = string
+    client_id            = string
+    scopes               = optional(list(string))
+    audience             = optional(string)
+    resource             = optional(list(string))
+    token_params         = optional(map(string))
+    min_remaining        = optional(number, 60)
+    auth_method          = optional(string) # the environment's unless set
+    token_per_lease      = optional(bool, false)
+    key_activation_delay = optional(number, 86400)
   }))
   default = {}
 
   validation {
     # The engine splits scopes on spaces and commas and drops repeats; given
     # in that form already, they read back as written and plans stay clean.
-    condition = alltrue([for r in values(var.roles) : alltrue([
-      for s in r.scopes : can(regex("^[^\\s,]+$", s))
-    ]) && length(distinct(r.scopes)) == length(r.scopes)])
+    condition = alltrue([for scopes in [for r in values(var.roles) : r.scopes == null ? [] : r.scopes] :
+      alltrue([for s in scopes : can(regex("^[^\\s,]+$", s))]) && length(distinct(scopes)) == length(scopes)
+    ])
     error_message = "scopes must be a list of single scopes, each once, such as [\"api\", \"bankservice\"]."
   }
 }
 
 variable "client_secrets" {
-  description = "Client secret of each role, by role name. Never shown in plans or outputs; see the README for what is kept in state."
+  description = <<-EOF
+    Client secret of each role that authenticates with one, by role name.
+    Ephemeral: OpenTofu and Terraform 1.11+ send it to Vault as a write-only
+    argument and keep it in no plan, state or output. A secret is written
+    when its role is created and again when the role's entry in
+    client_secret_versions changes.
+  EOF
   type        = map(string)
+  ephemeral   = true
   sensitive   = true
+  default     = {}
+}
+
+variable "client_secret_versions" {
+  description = "Version of each role's client secret, by role name (default 1). Not secret: raise a role's version together with a new secret in client_secrets to send it to Vault."
+  type        = map(number)
   default     = {}
 }
 

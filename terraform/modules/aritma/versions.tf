@@ -1,11 +1,15 @@
 terraform {
-  # optional() object attributes with defaults: OpenTofu 1.6+, Terraform 1.3+.
-  required_version = ">= 1.6"
+  # Ephemeral variables and write-only arguments: OpenTofu 1.11+, Terraform 1.11+.
+  required_version = ">= 1.11"
 
   required_providers {
     vault = {
       source  = "hashicorp/vault"
       version = ">= 5.0"
+    }
+    aritma = {
+      source  = "aritma/aritma"
+      version = ">= 0.1"
     }
   }
 }
