@@ -3,8 +3,10 @@
 package provider
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +15,10 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/echoprovider"
 	acc "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/vault/api"
 
@@ -115,6 +119,36 @@ func noSecretInState(secrets ...string) func(*terraform.State) error {
 	}
 }
 
+// noSecretInPlan is a plan check: the saved plan, as tofu show -json
+// gives it (prior state, planned values, changes, configuration), holds
+// none of the secrets in any of their forms.
+type noSecretInPlan []string
+
+func (secrets noSecretInPlan) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	raw, err := json.Marshal(req.Plan)
+	if err != nil {
+		resp.Error = err
+		return
+	}
+	for _, secret := range secrets {
+		for _, form := range testservers.SecretForms(secret) {
+			if strings.Contains(string(raw), form) {
+				resp.Error = fmt.Errorf("the saved plan holds a secret")
+				return
+			}
+		}
+	}
+}
+
+// noSecretInPlans checks the plan before each apply and the one after it.
+func noSecretInPlans(secrets ...string) acc.ConfigPlanChecks {
+	check := noSecretInPlan(secrets)
+	return acc.ConfigPlanChecks{
+		PreApply:             []plancheck.PlanCheck{check},
+		PostApplyPostRefresh: []plancheck.PlanCheck{check},
+	}
+}
+
 // tokenWorks reads a token for the role through Vault and checks that the
 // OAuth server issued it to client.
 func (a *accServers) tokenWorks(role, client string) func(*terraform.State) error {
@@ -137,8 +171,16 @@ func (a *accServers) tokenWorks(role, client string) func(*terraform.State) erro
 	}
 }
 
-func roleConfig(tokenURL, clientID, secret string, version int, scopes string) string {
+// roleConfig is a role whose client secret comes, as in real use, from an
+// ephemeral variable (secretVariable sets it): a literal would be in the
+// saved plan's copy of the configuration.
+func roleConfig(tokenURL, clientID string, version int, scopes string) string {
 	return fmt.Sprintf(`
+variable "client_secret" {
+  type      = string
+  ephemeral = true
+}
+
 resource "aritma_environment" "bank" {
   name      = "bank"
   token_url = %q
@@ -148,11 +190,15 @@ resource "aritma_role" "payments" {
   name                     = "payments"
   environment              = aritma_environment.bank.name
   client_id                = %q
-  client_secret_wo         = %q
+  client_secret_wo         = var.client_secret
   client_secret_wo_version = %d
   scopes                   = [%s]
 }
-`, tokenURL, clientID, secret, version, scopes)
+`, tokenURL, clientID, version, scopes)
+}
+
+func secretVariable(secret string) config.Variables {
+	return config.Variables{"client_secret": config.StringVariable(secret)}
 }
 
 // With the real OpenTofu, Vault and OAuth server: create, a clean re-plan,
@@ -163,18 +209,23 @@ func TestAcc_RoleLifecycle(t *testing.T) {
 	second := testservers.OAuthClient{ID: "acc-second", Secret: randomHex("acc-second-secret"), AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"}
 	a := startAccServers(t, first, second)
 	noSecret := noSecretInState(first.Secret, second.Secret)
+	noSecretInPlan := noSecretInPlans(first.Secret, second.Secret)
 
 	acc.Test(t, acc.TestCase{
 		ProtoV6ProviderFactories: providers,
 		Steps: []acc.TestStep{
 			{
-				Config: roleConfig(a.oauth.TokenEndpoint, first.ID, first.Secret, 1, `"bankservice"`),
-				Check:  acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", first.ID)),
+				Config:           roleConfig(a.oauth.TokenEndpoint, first.ID, 1, `"bankservice"`),
+				ConfigVariables:  secretVariable(first.Secret),
+				ConfigPlanChecks: noSecretInPlan,
+				Check:            acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", first.ID)),
 			},
 			{
 				// Rotation: the new client's secret, sent because its version moved.
-				Config: roleConfig(a.oauth.TokenEndpoint, second.ID, second.Secret, 2, `"bankservice"`),
-				Check:  acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", second.ID)),
+				Config:           roleConfig(a.oauth.TokenEndpoint, second.ID, 2, `"bankservice"`),
+				ConfigVariables:  secretVariable(second.Secret),
+				ConfigPlanChecks: noSecretInPlan,
+				Check:            acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", second.ID)),
 			},
 			{
 				// Drift: a change made outside OpenTofu is put back.
@@ -183,7 +234,9 @@ func TestAcc_RoleLifecycle(t *testing.T) {
 						t.Fatal(err)
 					}
 				},
-				Config: roleConfig(a.oauth.TokenEndpoint, second.ID, second.Secret, 2, `"bankservice"`),
+				Config:           roleConfig(a.oauth.TokenEndpoint, second.ID, 2, `"bankservice"`),
+				ConfigVariables:  secretVariable(second.Secret),
+				ConfigPlanChecks: noSecretInPlan,
 				Check: acc.ComposeTestCheckFunc(noSecret, func(*terraform.State) error {
 					role, err := a.vault.Client.Logical().Read("aritma/roles/payments")
 					if err != nil || role == nil {
@@ -198,6 +251,7 @@ func TestAcc_RoleLifecycle(t *testing.T) {
 			{
 				ResourceName:                         "aritma_role.payments",
 				ImportState:                          true,
+				ConfigVariables:                      secretVariable(second.Secret),
 				ImportStateId:                        "payments",
 				ImportStateVerify:                    true,
 				ImportStateVerifyIdentifierAttribute: "name",
@@ -221,7 +275,7 @@ func TestAcc_RoleLifecycle(t *testing.T) {
 func TestAcc_EphemeralTokenForAnotherProvider(t *testing.T) {
 	client := testservers.OAuthClient{ID: "acc-eph", Secret: randomHex("acc-eph-secret"), AuthMethod: "client_secret_post", Scope: "api", Format: "jwt"}
 	a := startAccServers(t, client)
-	config := roleConfig(a.oauth.TokenEndpoint, client.ID, client.Secret, 1, `"api"`) + `
+	cfg := roleConfig(a.oauth.TokenEndpoint, client.ID, 1, `"api"`) + `
 ephemeral "aritma_token" "payments" {
   role = aritma_role.payments.name
 }
@@ -238,7 +292,8 @@ resource "echo" "token" {}
 			"echo":   echoprovider.NewProviderServer(),
 		},
 		Steps: []acc.TestStep{{
-			Config: config,
+			Config:          cfg,
+			ConfigVariables: secretVariable(client.Secret),
 			Check: acc.ComposeTestCheckFunc(
 				acc.TestCheckResourceAttr("echo.token", "data.token_type", "Bearer"),
 				acc.TestCheckResourceAttr("echo.token", "data.role", "payments"),
