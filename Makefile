@@ -97,7 +97,7 @@ test-terraform: vault oauth-server tofu ## the OpenTofu module, and the provider
 # a real Vault against KV and a ceiling probe, grants per rotation, and growth
 # with the number of roles; rewrites docs/benchmarks.md's tables. Raw
 # results: bench/out/.
-bench: vault oauth-server ## benchmarks against the targets of docs/benchmarks.md (never in make test)
+bench: vault oauth-server tofu ## benchmarks against the targets of docs/benchmarks.md (never in make test)
 	scripts/bench.sh
 
 .PHONY: bench

@@ -15,6 +15,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 vault_bin="$(scripts/build-vault.sh)"
+tofu_bin="$(scripts/build-tofu.sh)"
+tf_mirror="$(scripts/build-terraform-provider-vault.sh)"
 if [[ ! -f e2e/oauthserver/node_modules/.package-lock.json ]]; then
   npm ci --prefix e2e/oauthserver --no-audit --no-fund --loglevel=error
 fi
@@ -28,4 +30,5 @@ go test -c -o "$bin/aritma.test" ./aritma
 # dependency change), so a build never rewrites it.
 (cd bench && go build -mod=readonly -trimpath -o "$bin/" ./cmd/probe ./cmd/aritmabench)
 
-exec "$bin/aritmabench" run -repo "$root" -vault "$vault_bin" -bin "$bin" -out "$out" "$@"
+exec "$bin/aritmabench" run -repo "$root" -vault "$vault_bin" -tofu "$tofu_bin" -tf-mirror "$tf_mirror" \
+  -bin "$bin" -out "$out" "$@"

@@ -100,7 +100,7 @@ func (r *roleResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 // roleData is what a write sends: every field the model sets (so that one
 // removed from the configuration returns to its default), and the secrets
 // in send.
-func roleData(ctx context.Context, m *roleModel, config *roleModel, send map[string]bool) (map[string]interface{}, diag.Diagnostics) {
+func roleData(ctx context.Context, m, config, prior *roleModel, send map[string]bool) (map[string]interface{}, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	strs := func(l types.List) []string {
 		var out []string
@@ -118,10 +118,16 @@ func roleData(ctx context.Context, m *roleModel, config *roleModel, send map[str
 		"token_params":         params,
 		"min_remaining":        m.MinRemaining.ValueInt64(),
 		"auth_method":          m.AuthMethod.ValueString(),
-		"signing_algorithm":    m.SigningAlgorithm.ValueString(),
 		"tls_client_cert":      m.TLSClientCert.ValueString(),
 		"token_per_lease":      m.TokenPerLease.ValueBool(),
 		"key_activation_delay": m.KeyActivationDelay.ValueInt64(),
+	}
+	// Sent when set, and empty (RS256) only to reset one that was set: an
+	// engine before 0.2 refuses an empty signing_algorithm.
+	if !m.SigningAlgorithm.IsNull() {
+		data["signing_algorithm"] = m.SigningAlgorithm.ValueString()
+	} else if prior != nil && !prior.SigningAlgorithm.IsNull() {
+		data["signing_algorithm"] = ""
 	}
 	// The secrets, each sent on create and again only when its version moves.
 	for field, v := range map[string]types.String{
@@ -145,7 +151,7 @@ func (r *roleResource) apply(ctx context.Context, plan, config, prior *roleModel
 		"private_key":    moved(func(m *roleModel) types.Int64 { return m.PrivateKeyWOVersion }),
 		"tls_client_key": moved(func(m *roleModel) types.Int64 { return m.TLSClientKeyWOVersion }),
 	}
-	data, diags := roleData(ctx, plan, config, send)
+	data, diags := roleData(ctx, plan, config, prior, send)
 	if diags.HasError() {
 		return diags
 	}

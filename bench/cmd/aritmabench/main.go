@@ -1,7 +1,7 @@
 // Command aritmabench measures the targets of docs/benchmarks.md in one run
 // and writes that file's tables from what it measured (make bench):
 //
-//	aritmabench run -repo ROOT -vault BIN -bin DIR -out DIR [-stages inprocess,load,grants,growth] [-quick]
+//	aritmabench run -repo ROOT -vault BIN -tofu BIN -tf-mirror DIR -bin DIR -out DIR [-stages inprocess,load,grants,growth,declarative] [-quick]
 //	aritmabench report [-in out/results.json] [-doc ../docs/benchmarks.md]
 //
 // The machine is shared and noisy, so every comparison is a ratio of figures
@@ -39,16 +39,19 @@ type results struct {
 	Load      *loadResults      `json:"load,omitempty"`
 	Grants    []grantRun        `json:"grants,omitempty"`
 	Growth    *growthResults    `json:"growth,omitempty"`
+	// Declarative is tofu with the provider against vault_generic_endpoint.
+	Declarative *declarativeResults `json:"declarative,omitempty"`
 }
 
 // config is what run was asked to do.
 type config struct {
 	repo, vaultBin, binDir, outDir, docPath string
+	tofuBin, tfMirror                       string // OpenTofu and the Vault provider's mirror
 	stages                                  map[string]bool
 	quick                                   bool
 }
 
-var allStages = []string{"inprocess", "load", "grants", "growth"}
+var allStages = []string{"inprocess", "load", "grants", "growth", "declarative"}
 
 // stops are run, newest first, on exit or on a fatal error, so that no
 // server outlives the run.
@@ -94,6 +97,8 @@ func run(args []string) {
 	var c config
 	fs.StringVar(&c.repo, "repo", "..", "repository root")
 	fs.StringVar(&c.vaultBin, "vault", "", "Vault binary (scripts/build-vault.sh prints it)")
+	fs.StringVar(&c.tofuBin, "tofu", "", "OpenTofu binary (scripts/build-tofu.sh prints it), for the declarative stage")
+	fs.StringVar(&c.tfMirror, "tf-mirror", "", "the Vault provider's mirror (scripts/build-terraform-provider-vault.sh prints it)")
 	fs.StringVar(&c.binDir, "bin", "out/bin", "directory with aritma.test and probe (scripts/bench.sh builds them)")
 	fs.StringVar(&c.outDir, "out", "out", "directory for results.json and the servers' logs")
 	fs.StringVar(&c.docPath, "doc", "", "report to update (default <repo>/docs/benchmarks.md)")
@@ -102,6 +107,9 @@ func run(args []string) {
 	_ = fs.Parse(args)
 	if c.vaultBin == "" {
 		fatalf("-vault is required")
+	}
+	if strings.Contains(","+*stages+",", ",declarative,") && (c.tofuBin == "" || c.tfMirror == "") {
+		fatalf("the declarative stage needs -tofu and -tf-mirror")
 	}
 	for _, p := range []*string{&c.repo, &c.binDir, &c.outDir} {
 		*p, _ = filepath.Abs(*p) // fails only without a working directory
@@ -131,7 +139,7 @@ func run(args []string) {
 		res.InProcess = stageInProcess(c)
 		save(c, res)
 	}
-	if c.stages["load"] || c.stages["grants"] || c.stages["growth"] {
+	if c.stages["load"] || c.stages["grants"] || c.stages["growth"] || c.stages["declarative"] {
 		e := setup(c)
 		if c.stages["load"] {
 			res.Load = stageLoad(c, e)
@@ -143,6 +151,11 @@ func run(args []string) {
 		}
 		if c.stages["growth"] {
 			res.Growth = stageGrowth(c, e)
+			save(c, res)
+		}
+		// Last: its audit device would slow every stage after it.
+		if c.stages["declarative"] {
+			res.Declarative = stageDeclarative(c, e)
 		}
 		stopAll()
 		_ = os.RemoveAll(filepath.Join(c.outDir, "run", "vault", "plugins")) // copies of the builds

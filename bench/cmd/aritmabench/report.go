@@ -25,6 +25,7 @@ func updateDoc(path string, res *results) error {
 		{"load", loadBlock(res.Load)},
 		{"grants", grantsBlock(res.Grants)},
 		{"growth", growthBlock(res.Growth)},
+		{"declarative", declarativeBlock(res.Declarative)},
 	} {
 		if doc, err = replaceBlock(doc, b.name, b.body); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -166,6 +167,18 @@ func targetRows(res *results) []targetRow {
 	} else {
 		skip("read latency flat in the number of roles")
 		skip("memory per cached role reported")
+	}
+
+	const tDeclarative = "the provider no slower than `vault_generic_endpoint`: `tofu plan` and `tofu apply` (one field of every role changed), provider ÷ generic seconds ≤ ×1.00 for each (median of per-round ratios)"
+	if d := res.Declarative; d != nil {
+		plan, update := summarize(opRatios(d.Runs, d.Roles, "plan")).Center, summarize(opRatios(d.Runs, d.Roles, "update")).Center
+		add(tDeclarative, fmt.Sprintf("%d roles: plan %s, apply %s", d.Roles, fmtRatio(plan), fmtRatio(update)), plan <= 1 && update <= 1)
+		reads := opRequests(d.Runs, d.Roles, "provider", "plan")
+		add("a plan makes one read per role (requests on the provider's roles/ paths in Vault's audit log during `tofu plan`)",
+			fmt.Sprintf("%d requests for %d roles", reads, d.Roles), reads == d.Roles)
+	} else {
+		skip(tDeclarative)
+		skip("a plan makes one read per role")
 	}
 	return rows
 }
