@@ -395,3 +395,23 @@ func TestRole_MountAndImportID(t *testing.T) {
 		t.Errorf("import of \"aritma/\": want an error naming the ID's form, got %v %v", err, resp.Diagnostics)
 	}
 }
+
+// signing_algorithm is sent when set, sent empty once to reset it when it
+// leaves the configuration, and otherwise not at all: an engine before 0.2
+// refuses an empty one.
+func TestRole_SigningAlgorithmSentOnlyToSetOrReset(t *testing.T) {
+	vault := newFakeVault(t)
+	p := newProtocolTest(t, vault)
+	config := map[string]tftypes.Value{"name": s("r"), "environment": s("e"), "client_id": s("c"), "signing_algorithm": s("ES256")}
+	p.apply(nil, config)
+	delete(config, "signing_algorithm")
+	p.apply(p.last, config)
+	config["audience"] = s("aud")
+	p.apply(p.last, config)
+	for i, want := range []interface{}{"ES256", "", nil} {
+		got, sent := vault.write(i)["signing_algorithm"]
+		if want == nil && sent || want != nil && got != want {
+			t.Errorf("write %d sent signing_algorithm %v (sent %v), want %v", i, got, sent, want)
+		}
+	}
+}
