@@ -415,3 +415,33 @@ func TestRole_SigningAlgorithmSentOnlyToSetOrReset(t *testing.T) {
 		}
 	}
 }
+
+// When the engine no longer holds a role's client secret, a refresh clears
+// client_secret_wo_version, so the next plan differs from the configuration
+// and its apply sends the secret again.
+func TestRole_LostSecretPlansARewrite(t *testing.T) {
+	vault := newFakeVault(t)
+	p := newProtocolTest(t, vault)
+	config := map[string]tftypes.Value{
+		"name": s("payments"), "environment": s("development"), "client_id": s("c"),
+		"client_secret_wo": s("s3cret-v1"), "client_secret_wo_version": n(1),
+	}
+	p.apply(nil, config)
+	vault.mu.Lock()
+	vault.roles["aritma/roles/payments"]["client_secret_set"] = false
+	vault.mu.Unlock()
+
+	read, err := p.server.ReadResource(context.Background(), &tfprotov6.ReadResourceRequest{TypeName: "aritma_role", CurrentState: p.last})
+	if err != nil || len(read.Diagnostics) > 0 {
+		t.Fatalf("read: %v %v", err, read.Diagnostics)
+	}
+	refreshed := p.decode(read.NewState)
+	if !refreshed["client_secret_wo_version"].IsNull() || !refreshed["client_secret_set"].Equal(tftypes.NewValue(tftypes.Bool, false)) {
+		t.Fatalf("after the secret was lost: version %v, client_secret_set %v; want null and false",
+			refreshed["client_secret_wo_version"], refreshed["client_secret_set"])
+	}
+	p.apply(read.NewState, config)
+	if got := vault.write(1)["client_secret"]; got != "s3cret-v1" {
+		t.Errorf("the apply after the loss sent client_secret %v, want the secret", got)
+	}
+}
