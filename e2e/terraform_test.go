@@ -59,33 +59,11 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 	// that it keeps its token URL when it restarts with a rotated secret.
 	bankPort := freePort(t)
 	startBank := func(t *testing.T, devSecret string) *oauthServer {
-		bank := startOAuthServerConfig(t, oauthConfig{
-			TokenTTL: 3600,
-			Clients: []oauthClient{
-				{ID: "payments-dev-client", Secret: devSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
-				{ID: "payments-client", Secret: prodSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
-			},
-			Extra: map[string]interface{}{"port": bankPort},
-		})
-		return bank
+		return startExampleBank(t, devSecret, prodSecret, bankPort)
 	}
 	v := startVaultDev(t)
-
-	// The plugin in Vault's plugin_directory, as an operator installs it.
-	raw, err := os.ReadFile(pluginBuilds["v0.1.0"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeExecutable(t, filepath.Join(v.PluginDir, pluginName), raw)
-	sum := sha256.Sum256(raw)
-
-	tf := newTofu(t, v, terraformSources)
 	tokenURL := fmt.Sprintf("http://127.0.0.1:%d/connect/token", bankPort)
-	tf.env = append(tf.env,
-		"TF_VAR_plugin_sha256="+hex.EncodeToString(sum[:]),
-		"TF_VAR_development_token_url="+tokenURL,
-		"TF_VAR_production_token_url="+tokenURL,
-	)
+	tf := newExampleTofu(t, v, terraformSources, tokenURL)
 	tf.setClientSecrets(t, map[string]string{"payments-dev": devSecret, "payments": prodSecret})
 
 	var appTokens map[string]string
@@ -233,27 +211,9 @@ func TestTerraform_ModuleMigratesFromGenericEndpoint(t *testing.T) {
 	t.Parallel()
 	devSecret, prodSecret := randomSecret("dev-secret"), randomSecret("prod-secret")
 	secrets := map[string]string{"development client secret": devSecret, "production client secret": prodSecret}
-	bank := startOAuthServerConfig(t, oauthConfig{
-		TokenTTL: 3600,
-		Clients: []oauthClient{
-			{ID: "payments-dev-client", Secret: devSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
-			{ID: "payments-client", Secret: prodSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
-		},
-	})
+	bank := startExampleBank(t, devSecret, prodSecret, 0)
 	v := startVaultDev(t)
-	raw, err := os.ReadFile(pluginBuilds["v0.1.0"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeExecutable(t, filepath.Join(v.PluginDir, pluginName), raw)
-	sum := sha256.Sum256(raw)
-
-	tf := newTofu(t, v, legacyTerraformSources)
-	tf.env = append(tf.env,
-		"TF_VAR_plugin_sha256="+hex.EncodeToString(sum[:]),
-		"TF_VAR_development_token_url="+bank.TokenEndpoint,
-		"TF_VAR_production_token_url="+bank.TokenEndpoint,
-	)
+	tf := newExampleTofu(t, v, legacyTerraformSources, bank.TokenEndpoint)
 	tf.setClientSecrets(t, map[string]string{"payments-dev": devSecret, "payments": prodSecret})
 	tf.run(t, 0, "init")
 	tf.run(t, 0, "apply", "-auto-approve")
@@ -291,6 +251,40 @@ func TestTerraform_ModuleMigratesFromGenericEndpoint(t *testing.T) {
 		t.Error("after the migration payments serves a new token: the role was replaced or its cache dropped")
 	}
 	assertNoSecrets(t, secrets, []string{bank.LogPath}, tf.outputs...)
+}
+
+// startExampleBank is the OAuth server with the example's two clients, on
+// port (0: any free one).
+func startExampleBank(t *testing.T, devSecret, prodSecret string, port int) *oauthServer {
+	t.Helper()
+	return startOAuthServerConfig(t, oauthConfig{
+		TokenTTL: 3600,
+		Clients: []oauthClient{
+			{ID: "payments-dev-client", Secret: devSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
+			{ID: "payments-client", Secret: prodSecret, AuthMethod: "client_secret_post", Scope: "api bankservice", Format: "jwt"},
+		},
+		Extra: map[string]interface{}{"port": port},
+	})
+}
+
+// newExampleTofu installs the plugin in v's plugin_directory, as an
+// operator does, and runs the example in sources against v, with both
+// environments at tokenURL.
+func newExampleTofu(t *testing.T, v *vaultServer, sources, tokenURL string) *tofu {
+	t.Helper()
+	raw, err := os.ReadFile(pluginBuilds["v0.1.0"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeExecutable(t, filepath.Join(v.PluginDir, pluginName), raw)
+	sum := sha256.Sum256(raw)
+	tf := newTofu(t, v, sources)
+	tf.env = append(tf.env,
+		"TF_VAR_plugin_sha256="+hex.EncodeToString(sum[:]),
+		"TF_VAR_development_token_url="+tokenURL,
+		"TF_VAR_production_token_url="+tokenURL,
+	)
+	return tf
 }
 
 // tofu runs OpenTofu in a copy of terraform/ (module and example) in a
