@@ -57,6 +57,11 @@ type backend struct {
 	performanceStandby atomic.Bool
 	standbyCheckedAt   atomic.Int64 // UnixNano
 
+	// credentialsMu guards credentials: the cached access token of each
+	// bank customer's credential, by "<role>/<name>".
+	credentialsMu sync.Mutex
+	credentials   map[string]*credentialSource
+
 	// writeMu serialises writes, so that a check such as "no role uses this
 	// environment" still holds when the write lands.
 	writeMu sync.Mutex
@@ -69,18 +74,21 @@ func newBackend() *backend {
 		sources:     make(map[string]*tokenSource),
 		retired:     make(map[string]*tokenSource),
 		httpClients: make(map[string]*http.Client),
+		credentials: make(map[string]*credentialSource),
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			Unauthenticated: []string{jwksPathPattern},
+			Unauthenticated: []string{jwksPathPattern, callbackPath},
 			// Client secrets live in roles; environments may hold CA material
 			// and, later, client keys. Seal-wrap them where the seal can.
 			SealWrapStorage: []string{
 				configPath,
 				environmentStoragePrefix,
 				roleStoragePrefix,
+				credentialStoragePrefix,
+				pendingConsentPrefix,
 			},
 		},
 		// token/ comes first: the framework tries the patterns in order,
@@ -90,6 +98,7 @@ func newBackend() *backend {
 			pathEnvironments(b),
 			pathRoles(b),
 			pathRoleKeys(b),
+			pathCreds(b),
 		),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,
@@ -121,7 +130,12 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	case strings.HasPrefix(key, environmentStoragePrefix):
 		b.dropEnvironmentSources(strings.TrimPrefix(key, environmentStoragePrefix))
 	case strings.HasPrefix(key, roleStoragePrefix):
-		b.dropRoleSource(strings.TrimPrefix(key, roleStoragePrefix))
+		role := strings.TrimPrefix(key, roleStoragePrefix)
+		b.dropRoleSource(role)
+		b.dropCredentials(role, "")
+	case strings.HasPrefix(key, credentialStoragePrefix):
+		role, name, _ := strings.Cut(strings.TrimPrefix(key, credentialStoragePrefix), "/")
+		b.dropCredentials(role, name)
 	}
 }
 

@@ -123,10 +123,11 @@ func TestPrivateKeyJWT_RotateAndDeleteKeys(t *testing.T) {
 	}
 }
 
-// The JWKS path needs no Vault token; only public keys are in it.
+// The JWKS path needs no Vault token; only public keys are in it. The
+// consent callback is the only other unauthenticated path.
 func TestPrivateKeyJWT_JWKSUnauthenticatedAndPublicOnly(t *testing.T) {
 	e := newTestEnv(t)
-	if got := e.b.SpecialPaths().Unauthenticated; len(got) != 1 || got[0] != "roles/+/jwks" {
+	if got := e.b.SpecialPaths().Unauthenticated; len(got) != 2 || got[0] != "roles/+/jwks" || got[1] != "callback" {
 		t.Errorf("unauthenticated paths = %v", got)
 	}
 	e.mustWrite(t, "roles/r", map[string]interface{}{"client_id": "c", "auth_method": "private_key_jwt"})

@@ -20,9 +20,16 @@ type serverMetadata struct {
 	AuthMethods        []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	// The mTLS aliases (RFC 8705 section 5) are used with TLS client
 	// authentication when the server lists them.
-	MTLSTokenEndpoint      string    `json:"mtls_token_endpoint,omitempty"`
-	MTLSRevocationEndpoint string    `json:"mtls_revocation_endpoint,omitempty"`
-	FetchedAt              time.Time `json:"fetched_at"`
+	MTLSTokenEndpoint      string `json:"mtls_token_endpoint,omitempty"`
+	MTLSRevocationEndpoint string `json:"mtls_revocation_endpoint,omitempty"`
+	// For the user-consent grants.
+	AuthorizationEndpoint string   `json:"authorization_endpoint,omitempty"`
+	CodeChallengeMethods  []string `json:"code_challenge_methods_supported,omitempty"`
+	GrantTypes            []string `json:"grant_types_supported,omitempty"`
+	// IssInAuthResponse: the server puts iss in authorization responses
+	// (RFC 9207), so one without it is refused.
+	IssInAuthResponse bool      `json:"authorization_response_iss_parameter_supported,omitempty"`
+	FetchedAt         time.Time `json:"fetched_at"`
 }
 
 // validateIssuer checks an issuer identifier: a URL like token_url's, without
@@ -96,6 +103,10 @@ func parseMetadata(raw []byte, issuer, location string, now time.Time) (*serverM
 		TokenEndpoint      string   `json:"token_endpoint"`
 		RevocationEndpoint string   `json:"revocation_endpoint"`
 		AuthMethods        []string `json:"token_endpoint_auth_methods_supported"`
+		Authorization      string   `json:"authorization_endpoint"`
+		CodeChallenge      []string `json:"code_challenge_methods_supported"`
+		GrantTypes         []string `json:"grant_types_supported"`
+		IssInAuthResponse  bool     `json:"authorization_response_iss_parameter_supported"`
 		MTLSAliases        struct {
 			TokenEndpoint      string `json:"token_endpoint"`
 			RevocationEndpoint string `json:"revocation_endpoint"`
@@ -113,6 +124,10 @@ func parseMetadata(raw []byte, issuer, location string, now time.Time) (*serverM
 		AuthMethods:            doc.AuthMethods,
 		MTLSTokenEndpoint:      doc.MTLSAliases.TokenEndpoint,
 		MTLSRevocationEndpoint: doc.MTLSAliases.RevocationEndpoint,
+		AuthorizationEndpoint:  doc.Authorization,
+		CodeChallengeMethods:   doc.CodeChallenge,
+		GrantTypes:             doc.GrantTypes,
+		IssInAuthResponse:      doc.IssInAuthResponse,
 		FetchedAt:              now.UTC(),
 	}
 	for name, endpoint := range map[string]string{
@@ -120,6 +135,7 @@ func parseMetadata(raw []byte, issuer, location string, now time.Time) (*serverM
 		"revocation_endpoint":                       md.RevocationEndpoint,
 		"mtls_endpoint_aliases.token_endpoint":      md.MTLSTokenEndpoint,
 		"mtls_endpoint_aliases.revocation_endpoint": md.MTLSRevocationEndpoint,
+		"authorization_endpoint":                    md.AuthorizationEndpoint,
 	} {
 		if endpoint == "" && name != "token_endpoint" {
 			continue

@@ -109,12 +109,13 @@ func (g *grantClient) backoff(attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
 }
 
-// revoke asks the revocation endpoint (RFC 7009) to revoke an access token,
-// authenticating as the client does at the token endpoint.
-func (g *grantClient) revoke(ctx context.Context, token string, now func() time.Time) error {
+// revoke asks the revocation endpoint (RFC 7009) to revoke a token (hint:
+// access_token or refresh_token), authenticating as the client does at the
+// token endpoint.
+func (g *grantClient) revoke(ctx context.Context, token, hint string, now func() time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	form := url.Values{"token": {token}, "token_type_hint": {hint}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.revocationURL, nil)
 	if err != nil {
 		return fmt.Errorf("revocation request to %s: %v", g.revocationURL, stripURL(err))

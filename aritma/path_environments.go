@@ -26,7 +26,10 @@ type environmentEntry struct {
 	TokenURL      string `json:"token_url,omitempty"`
 	Issuer        string `json:"issuer,omitempty"`
 	RevocationURL string `json:"revocation_url,omitempty"`
-	AuthMethod    string `json:"auth_method"`
+	// AuthorizationURL is where customers consent (authorization_code);
+	// empty: the discovered authorization_endpoint.
+	AuthorizationURL string `json:"authorization_url,omitempty"`
+	AuthMethod       string `json:"auth_method"`
 	// AssertionAudience is the aud of private_key_jwt assertions; empty
 	// means the URL of the endpoint the assertion is sent to.
 	AssertionAudience string `json:"assertion_audience,omitempty"`
@@ -63,6 +66,15 @@ func (e *environmentEntry) revocationEndpoint(method string) string {
 		return e.Metadata.MTLSRevocationEndpoint
 	}
 	return e.Metadata.RevocationEndpoint
+}
+
+// authorizationEndpoint is where customers are sent to consent; "" if none
+// is known.
+func (e *environmentEntry) authorizationEndpoint() string {
+	if e.AuthorizationURL != "" || e.Metadata == nil {
+		return e.AuthorizationURL
+	}
+	return e.Metadata.AuthorizationEndpoint
 }
 
 // checkAuthMethod refuses a method the discovered server does not list.
@@ -158,6 +170,11 @@ func pathEnvironments(b *backend) []*framework.Path {
 					Type:        framework.TypeString,
 					Description: "Revocation endpoint (RFC 7009), for roles with token_per_lease. Default: the issuer's, if discovered.",
 				},
+				"authorization_url": {
+					Type: framework.TypeString,
+					Description: "Authorization endpoint, where a bank customer logs in and consents (authorization_code). " +
+						"Default: the issuer's, if discovered.",
+				},
 				"auth_method": {
 					Type: framework.TypeString,
 					Description: "How clients authenticate, unless a role says otherwise: client_secret_post (credentials in the " +
@@ -245,6 +262,7 @@ func (b *backend) pathEnvironmentRead(ctx context.Context, req *logical.Request,
 		"token_url":              env.TokenURL,
 		"issuer":                 env.Issuer,
 		"revocation_url":         env.RevocationURL,
+		"authorization_url":      env.AuthorizationURL,
 		"auth_method":            env.AuthMethod,
 		"assertion_audience":     env.AssertionAudience,
 		"ca_cert":                env.CACert,
@@ -265,6 +283,9 @@ func (b *backend) pathEnvironmentRead(ctx context.Context, req *logical.Request,
 			"revocation_endpoint":                   md.RevocationEndpoint,
 			"token_endpoint_auth_methods_supported": nonNil(md.AuthMethods),
 			"mtls_token_endpoint":                   md.MTLSTokenEndpoint,
+			"authorization_endpoint":                md.AuthorizationEndpoint,
+			"code_challenge_methods_supported":      nonNil(md.CodeChallengeMethods),
+			"grant_types_supported":                 nonNil(md.GrantTypes),
 			"fetched_at":                            md.FetchedAt.Format(time.RFC3339),
 		}
 	}
@@ -373,6 +394,14 @@ func applyEnvironmentFields(env *environmentEntry, d *framework.FieldData) *logi
 			}
 		}
 	}
+	if v, ok := d.GetOk("authorization_url"); ok {
+		env.AuthorizationURL = strings.TrimSpace(v.(string))
+		if env.AuthorizationURL != "" {
+			if err := validateTokenURL(env.AuthorizationURL); err != nil {
+				return logical.ErrorResponse("authorization_url %v", err)
+			}
+		}
+	}
 	if v, ok := d.GetOk("auth_method"); ok {
 		env.AuthMethod = v.(string)
 		if !slices.Contains(authMethods, env.AuthMethod) {
@@ -414,6 +443,7 @@ func applyEnvironmentFields(env *environmentEntry, d *framework.FieldData) *logi
 	if env.ProxyURL != "" {
 		for _, endpoint := range []struct{ field, url string }{
 			{"token_url", env.TokenURL}, {"issuer", env.Issuer}, {"revocation_url", env.RevocationURL},
+			{"authorization_url", env.AuthorizationURL},
 		} {
 			if isPlainHTTP(endpoint.url) {
 				return logical.ErrorResponse("proxy_url cannot be used with an http %s (%s): the proxy would carry the client's "+

@@ -56,6 +56,7 @@ func TestEnvironments_CustomForAnotherBank(t *testing.T) {
 		"token_url":              "https://auth.otherbank.example/oauth2/token",
 		"issuer":                 "",
 		"revocation_url":         "",
+		"authorization_url":      "",
 		"auth_method":            "client_secret_basic",
 		"assertion_audience":     "",
 		"ca_cert":                ca,

@@ -35,6 +35,37 @@ type roleEntry struct {
 	TLSClient          tlsClientCert `json:"tls_client,omitempty"`
 	// TokenPerLease gives every read its own token, revoked with its lease.
 	TokenPerLease bool `json:"token_per_lease,omitempty"`
+
+	// The user-consent grants (path_creds.go). AllowedGrantTypes empty
+	// means client_credentials alone, what roles written before had.
+	AllowedGrantTypes   []string          `json:"allowed_grant_types,omitempty"`
+	RedirectURIs        []string          `json:"redirect_uris,omitempty"`
+	ConsentScopes       []string          `json:"consent_scopes,omitempty"`
+	AuthorizationParams map[string]string `json:"authorization_params,omitempty"`
+	// NoPKCE turns PKCE off, for servers that refuse it; on by default.
+	NoPKCE bool `json:"no_pkce,omitempty"`
+	// KeepPassword keeps a password grant's password, for banks that issue
+	// no refresh token; against RFC 9700 section 2.4.
+	KeepPassword bool `json:"keep_password,omitempty"`
+	// RefreshKeepAlive refreshes credentials nobody read for this long, so
+	// that a sliding refresh-token lifetime does not lapse; 0: never.
+	RefreshKeepAlive time.Duration `json:"refresh_keep_alive,omitempty"`
+}
+
+// allows reports whether the role may run grant.
+func (r *roleEntry) allows(grant string) bool {
+	if len(r.AllowedGrantTypes) == 0 {
+		return grant == grantClientCredentials
+	}
+	return slices.Contains(r.AllowedGrantTypes, grant)
+}
+
+// allowedGrantTypes is what reads show.
+func (r *roleEntry) allowedGrantTypes() []string {
+	if len(r.AllowedGrantTypes) == 0 {
+		return []string{grantClientCredentials}
+	}
+	return r.AllowedGrantTypes
 }
 
 // authMethod is the method the role uses, its own or its environment's.
@@ -184,6 +215,39 @@ func pathRoles(b *backend) []*framework.Path {
 					Type:        framework.TypeDurationSecond,
 					Description: minRemainingHelp + " Default: the config's default_min_remaining (1m).",
 				},
+				"allowed_grant_types": {
+					Type: framework.TypeCommaStringSlice,
+					Description: "Grants the role may run: client_credentials (token/<role>), authorization_code and password " +
+						"(creds/<role>/<name>, a bank customer's consent). implicit is refused. Default: client_credentials.",
+				},
+				"redirect_uris": {
+					Type: framework.TypeCommaStringSlice,
+					Description: "Redirect URIs registered at the bank for authorization_code, matched exactly; " +
+						"the mount's callback (<vault>/v1/<mount>/callback) lets the bank redirect the customer to Vault.",
+				},
+				"consent_scopes": {
+					Type:        framework.TypeCommaStringSlice,
+					Description: "Scopes to ask a customer to consent to, e.g. bankservice offline_access (offline_access for a refresh token).",
+				},
+				"authorization_params": {
+					Type:        framework.TypeKVPairs,
+					Description: "Extra parameters of the authorization request, as key=value pairs; not secret.",
+				},
+				"pkce": {
+					Type:        framework.TypeBool,
+					Description: "Send a PKCE S256 challenge with every authorization request (RFC 7636). Default true.",
+					Default:     true,
+				},
+				"keep_password": {
+					Type: framework.TypeBool,
+					Description: "Keep a password grant's password to run the grant again, for banks that issue no refresh token. " +
+						"Against RFC 9700 section 2.4; default false: the password is used once and discarded.",
+				},
+				"refresh_keep_alive": {
+					Type: framework.TypeDurationSecond,
+					Description: "Refresh a customer credential that nobody read for this long, so that a refresh token with a " +
+						"sliding lifetime does not lapse. 0 (the default): only reads refresh.",
+				},
 			}, "PEM client certificate (and chain) for tls_client_auth or self_signed_tls_client_auth. Default: the environment's."),
 			ExistenceCheck: b.roleExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -235,6 +299,13 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		"tls_client_cert":      role.TLSClient.CertPEM,
 		"tls_client_key_set":   role.TLSClient.KeyPEM != "",
 		"key_activation_delay": int64(role.KeyActivationDelay.Seconds()),
+		"allowed_grant_types":  role.allowedGrantTypes(),
+		"redirect_uris":        nonNil(role.RedirectURIs),
+		"consent_scopes":       nonNil(role.ConsentScopes),
+		"authorization_params": nonNilMap(role.AuthorizationParams),
+		"pkce":                 !role.NoPKCE,
+		"keep_password":        role.KeepPassword,
+		"refresh_keep_alive":   int64(role.RefreshKeepAlive.Seconds()),
 	}
 	if role.TLSClient.isSet() {
 		data["tls_client_cert_expires_at"] = certExpiry(role.TLSClient.CertPEM)
@@ -372,6 +443,58 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 			return logical.ErrorResponse("min_remaining %v", err)
 		}
 	}
+	return applyConsentFields(role, d)
+}
+
+// applyConsentFields sets and checks the fields of the user-consent grants.
+func applyConsentFields(role *roleEntry, d *framework.FieldData) *logical.Response {
+	if v, ok := d.GetOk("allowed_grant_types"); ok {
+		grants, err := validateGrantTypes(v.([]string))
+		if err != nil {
+			return logical.ErrorResponse("allowed_grant_types: %v", err)
+		}
+		role.AllowedGrantTypes = grants
+	}
+	if v, ok := d.GetOk("redirect_uris"); ok {
+		role.RedirectURIs = v.([]string)
+		for _, uri := range role.RedirectURIs {
+			if err := validateRedirectURI(uri); err != nil {
+				return logical.ErrorResponse("redirect_uris: %q %v", uri, err)
+			}
+		}
+	}
+	if v, ok := d.GetOk("consent_scopes"); ok {
+		scopes, err := normalizeScopes(v.([]string))
+		if err != nil {
+			return logical.ErrorResponse("consent_scopes: %v", err)
+		}
+		role.ConsentScopes = scopes
+	}
+	if v, ok := d.GetOk("authorization_params"); ok {
+		role.AuthorizationParams = v.(map[string]string)
+		if err := validateAuthorizationParams(role.AuthorizationParams); err != nil {
+			return logical.ErrorResponse("authorization_params %v", err)
+		}
+	}
+	if v, ok := d.GetOk("pkce"); ok {
+		role.NoPKCE = !v.(bool)
+	}
+	if v, ok := d.GetOk("keep_password"); ok {
+		role.KeepPassword = v.(bool)
+	}
+	if v, ok := d.GetOk("refresh_keep_alive"); ok {
+		role.RefreshKeepAlive = time.Duration(v.(int)) * time.Second
+		if err := validateDuration(role.RefreshKeepAlive, 0, maxRefreshKeepAlive); err != nil {
+			return logical.ErrorResponse("refresh_keep_alive %v", err)
+		}
+		if role.RefreshKeepAlive > 0 && role.RefreshKeepAlive < minRefreshKeepAlive {
+			return logical.ErrorResponse("refresh_keep_alive must be 0 or at least %s, got %s", minRefreshKeepAlive, role.RefreshKeepAlive)
+		}
+	}
+	if role.allows(grantAuthorizationCode) && len(role.RedirectURIs) == 0 {
+		return logical.ErrorResponse("authorization_code needs redirect_uris: the exact URIs registered at the bank " +
+			"(the mount's callback, <vault address>/v1/<mount>/callback, lets the bank redirect the customer to Vault)")
+	}
 	return nil
 }
 
@@ -460,11 +583,20 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	defer b.writeMu.Unlock()
 
 	name := d.Get("name").(string)
+	creds, err := req.Storage.List(ctx, credentialStoragePrefix+name+"/")
+	if err != nil {
+		return nil, fmt.Errorf("listing the credentials of role %q: %w", name, err)
+	}
+	if len(creds) > 0 {
+		return logical.ErrorResponse("role %q has %d customer credentials (creds/%s/); delete them first, "+
+			"which revokes their refresh tokens at the bank", name, len(creds), name), nil
+	}
 	if err := req.Storage.Delete(ctx, roleStoragePrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
 	b.dropRoleSource(name)
 	b.forgetRetiredSource(name)
+	b.dropCredentials(name, "")
 	return nil, nil
 }
 

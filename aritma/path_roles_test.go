@@ -33,6 +33,13 @@ func TestRoles_CreateReadListDelete(t *testing.T) {
 		"tls_client_cert":      "",
 		"tls_client_key_set":   false,
 		"key_activation_delay": int64(86400),
+		"allowed_grant_types":  []string{"client_credentials"},
+		"redirect_uris":        []string{},
+		"consent_scopes":       []string{},
+		"authorization_params": map[string]string{},
+		"pkce":                 true,
+		"keep_password":        false,
+		"refresh_keep_alive":   int64(0),
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Errorf("read = %#v\nwant %#v", resp.Data, want)

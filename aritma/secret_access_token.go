@@ -80,7 +80,7 @@ func (b *backend) secretAccessTokenRevoke(ctx context.Context, req *logical.Requ
 			"role", role, "environment", src.environment, "expires_at", expiresAt.Format(time.RFC3339))
 		return nil, nil
 	}
-	if err := src.grant.revoke(ctx, token, b.now); err != nil {
+	if err := src.grant.revoke(ctx, token, "access_token", b.now); err != nil {
 		return nil, fmt.Errorf("revoking role %q's token: %w", role, err)
 	}
 	b.Logger().Debug("per-lease token revoked", "role", role, "environment", src.environment)

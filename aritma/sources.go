@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -51,14 +52,53 @@ func (b *backend) tokenSource(ctx context.Context, s logical.Storage, name strin
 }
 
 // newTokenSource builds a role's token source with the backend's clock,
-// logger and retry settings. Roles of one environment share its cached HTTP
-// client; a role with a client certificate of its own gets a client of its
-// own.
+// logger and retry settings.
 func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentEntry, cfg *configEntry) (*tokenSource, error) {
-	now := b.now()
+	if !role.allows(grantClientCredentials) {
+		return nil, fmt.Errorf("allows %s, not client_credentials: its tokens are read at creds/%s/<name>",
+			strings.Join(role.allowedGrantTypes(), ", "), name)
+	}
+	grant, shared, err := b.newGrantClient(name, role, env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	params := url.Values{}
+	for k, v := range role.TokenParams {
+		params.Set(k, v)
+	}
+	if role.Audience != "" {
+		params.Set("audience", role.Audience)
+	}
+	for _, r := range role.Resources {
+		params.Add("resource", r)
+	}
+	grant.scopes, grant.params = role.Scopes, params
+	return &tokenSource{
+		role: name,
+		sharedLeaseData: map[string]interface{}{
+			"secret_type": secretAccessTokenType,
+			"role":        name,
+		},
+		environment:      role.Environment,
+		grant:            grant,
+		sharedHTTPClient: shared,
+		minRemaining:     role.MinRemaining,
+		perLease:         role.TokenPerLease,
+		settings:         grantSettings(role, env, cfg),
+		now:              b.now,
+		logger:           b.Logger(),
+	}, nil
+}
+
+// newGrantClient is how the role reaches its environment's token endpoint:
+// the endpoint, the client authentication, the HTTP client and the time
+// limit. Roles of one environment share its cached HTTP client (shared is
+// true); a role with a client certificate of its own gets a client of its
+// own.
+func (b *backend) newGrantClient(name string, role *roleEntry, env *environmentEntry, cfg *configEntry) (g *grantClient, shared bool, err error) {
 	method := role.authMethod(env)
 	if err := env.checkAuthMethod(method); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tokenURL := env.tokenEndpoint(method)
 	auth := &clientAuth{
@@ -69,11 +109,10 @@ func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentE
 	}
 	if method == authPrivateKeyJWT {
 		if len(role.Keys) == 0 {
-			return nil, fmt.Errorf("private_key_jwt needs a key: vault write -f <mount>/roles/%s/keys/rotate", name)
+			return nil, false, fmt.Errorf("private_key_jwt needs a key: vault write -f <mount>/roles/%s/keys/rotate", name)
 		}
-		var err error
-		if auth.keys, err = newKeySchedule(role.Keys, now); err != nil {
-			return nil, err
+		if auth.keys, err = newKeySchedule(role.Keys, b.now()); err != nil {
+			return nil, false, err
 		}
 	}
 
@@ -90,48 +129,21 @@ func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentE
 		}
 		cert, err := certs.parse()
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if httpClient, err = newHTTPClient(env, cert, timeout); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-
-	params := url.Values{}
-	for k, v := range role.TokenParams {
-		params.Set(k, v)
-	}
-	if role.Audience != "" {
-		params.Set("audience", role.Audience)
-	}
-	for _, r := range role.Resources {
-		params.Add("resource", r)
-	}
-	return &tokenSource{
-		role: name,
-		sharedLeaseData: map[string]interface{}{
-			"secret_type": secretAccessTokenType,
-			"role":        name,
-		},
-		environment: role.Environment,
-		grant: &grantClient{
-			tokenURL:        tokenURL,
-			revocationURL:   env.revocationEndpoint(method),
-			auth:            auth,
-			scopes:          role.Scopes,
-			params:          params,
-			httpClient:      httpClient,
-			timeout:         timeout,
-			assumedLifetime: env.AssumedTokenLifetime,
-			retryBase:       b.retryBase,
-		},
-		sharedHTTPClient: shared,
-		minRemaining:     role.MinRemaining,
-		perLease:         role.TokenPerLease,
-		settings:         grantSettings(role, env, cfg),
-		now:              b.now,
-		logger:           b.Logger(),
-	}, nil
+	return &grantClient{
+		tokenURL:        tokenURL,
+		revocationURL:   env.revocationEndpoint(method),
+		auth:            auth,
+		httpClient:      httpClient,
+		timeout:         timeout,
+		assumedLifetime: env.AssumedTokenLifetime,
+		retryBase:       b.retryBase,
+	}, shared, nil
 }
 
 // cachedSource returns the role's token source if one is cached, and the

@@ -238,7 +238,7 @@ func (s *tokenSource) discard(ctx context.Context, t *accessToken, why string) {
 			"role", s.role, "environment", s.environment, "reason", why, "expires_at", t.expiresAt.UTC().Format(time.RFC3339))
 		return
 	}
-	if err := s.grant.revoke(context.WithoutCancel(ctx), t.value, s.now); err != nil {
+	if err := s.grant.revoke(context.WithoutCancel(ctx), t.value, "access_token", s.now); err != nil {
 		s.logger.Warn("per-lease token not handed out, and its revocation failed; it expires on its own",
 			"role", s.role, "environment", s.environment, "reason", why, "error", err.Error())
 		return

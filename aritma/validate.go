@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -231,4 +232,63 @@ func redactedURL(raw string) string {
 		return raw
 	}
 	return u.Redacted()
+}
+
+// validateGrantTypes checks allowed_grant_types and drops repeats; implicit
+// is refused with the reason.
+func validateGrantTypes(grants []string) ([]string, error) {
+	var out []string
+	for _, g := range grants {
+		g = strings.TrimSpace(g)
+		switch {
+		case g == "":
+			continue
+		case g == grantImplicit:
+			return nil, errors.New(implicitRefusal)
+		case !slices.Contains(grantTypes, g):
+			return nil, fmt.Errorf("%q is not one of %s", g, strings.Join(grantTypes, ", "))
+		case !slices.Contains(out, g):
+			out = append(out, g)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("must name at least one of %s", strings.Join(grantTypes, ", "))
+	}
+	return out, nil
+}
+
+// validateRedirectURI checks a redirect URI as RFC 6749 section 3.1.2 has
+// it: absolute, no fragment; https, or http on a loopback address.
+func validateRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return errors.New("is not an absolute URI")
+	}
+	if u.Fragment != "" {
+		return errors.New("must not contain a fragment (RFC 6749 section 3.1.2)")
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+		return errors.New("must be https (http only on a loopback address)")
+	}
+	return nil
+}
+
+
+// reservedAuthorizationParams are the authorization request's parameters
+// that the engine sets itself.
+var reservedAuthorizationParams = map[string]bool{
+	"response_type": true, "client_id": true, "redirect_uri": true, "scope": true, "state": true,
+	"code_challenge": true, "code_challenge_method": true,
+}
+
+func validateAuthorizationParams(params map[string]string) error {
+	for key := range params {
+		if key == "" {
+			return errors.New("has an empty parameter name")
+		}
+		if reservedAuthorizationParams[key] {
+			return fmt.Errorf("may not set %q: the engine sends it", key)
+		}
+	}
+	return nil
 }

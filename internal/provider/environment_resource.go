@@ -29,6 +29,7 @@ type environmentModel struct {
 	TokenURL              types.String `tfsdk:"token_url"`
 	Issuer                types.String `tfsdk:"issuer"`
 	RevocationURL         types.String `tfsdk:"revocation_url"`
+	AuthorizationURL      types.String `tfsdk:"authorization_url"`
 	AuthMethod            types.String `tfsdk:"auth_method"`
 	AssertionAudience     types.String `tfsdk:"assertion_audience"`
 	CACert                types.String `tfsdk:"ca_cert"`
@@ -54,9 +55,10 @@ func (r *environmentResource) Schema(_ context.Context, _ resource.SchemaRequest
 			"mount": mountAttribute(),
 			"name": schema.StringAttribute{Required: true, Description: "Name of the environment.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
-			"token_url":      optional("Token endpoint; set this or issuer."),
-			"issuer":         optional("Issuer whose metadata names the endpoints; set this or token_url."),
-			"revocation_url": optional("Revocation endpoint (RFC 7009), for token_per_lease roles."),
+			"token_url":         optional("Token endpoint; set this or issuer."),
+			"issuer":            optional("Issuer whose metadata names the endpoints; set this or token_url."),
+			"revocation_url":    optional("Revocation endpoint (RFC 7009), for token_per_lease roles and customer credentials."),
+			"authorization_url": optional("Authorization endpoint, where bank customers consent (authorization_code). Default: the issuer's."),
 			"auth_method": schema.StringAttribute{Optional: true, Computed: true, Default: stringdefault.StaticString("client_secret_post"),
 				Description: "How clients authenticate, unless a role says otherwise."},
 			"assertion_audience":        optional("aud of private_key_jwt assertions. Default: the token endpoint."),
@@ -81,6 +83,7 @@ func (r *environmentResource) apply(ctx context.Context, plan, config, prior *en
 		"token_url":              plan.TokenURL.ValueString(),
 		"issuer":                 plan.Issuer.ValueString(),
 		"revocation_url":         plan.RevocationURL.ValueString(),
+		"authorization_url":      plan.AuthorizationURL.ValueString(),
 		"auth_method":            plan.AuthMethod.ValueString(),
 		"assertion_audience":     plan.AssertionAudience.ValueString(),
 		"ca_cert":                plan.CACert.ValueString(),
@@ -137,6 +140,7 @@ func setEnvironment(m *environmentModel, d map[string]interface{}) {
 		m.TokenURL = stringOrNull(d["token_url"])
 	}
 	m.RevocationURL = stringOrNull(d["revocation_url"])
+	m.AuthorizationURL = stringOrNull(d["authorization_url"])
 	m.AuthMethod = types.StringValue(str(d["auth_method"]))
 	m.AssertionAudience = stringOrNull(d["assertion_audience"])
 	m.CACert = stringOrNull(d["ca_cert"])

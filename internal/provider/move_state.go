@@ -55,6 +55,9 @@ func (r *roleResource) MoveState(context.Context) []resource.StateMover {
 			Scopes: types.ListNull(types.StringType), Resource: types.ListNull(types.StringType),
 			TokenParams: types.MapNull(types.StringType), MinRemaining: types.Int64Value(60),
 			TokenPerLease: types.BoolValue(false), KeyActivationDelay: types.Int64Value(86400),
+			AllowedGrantTypes: types.ListNull(types.StringType), RedirectURIs: types.ListNull(types.StringType),
+			ConsentScopes: types.ListNull(types.StringType), AuthorizationParams: types.MapNull(types.StringType),
+			PKCE: types.BoolValue(true), KeepPassword: types.BoolValue(false), RefreshKeepAlive: types.Int64Value(0),
 		}
 		resp.Diagnostics.Append(resp.TargetState.Set(ctx, &m)...)
 	}}}

@@ -49,6 +49,13 @@ type roleModel struct {
 	TLSClientKeyWOVersion types.Int64  `tfsdk:"tls_client_key_wo_version"`
 	TokenPerLease         types.Bool   `tfsdk:"token_per_lease"`
 	KeyActivationDelay    types.Int64  `tfsdk:"key_activation_delay"`
+	AllowedGrantTypes     types.List   `tfsdk:"allowed_grant_types"`
+	RedirectURIs          types.List   `tfsdk:"redirect_uris"`
+	ConsentScopes         types.List   `tfsdk:"consent_scopes"`
+	AuthorizationParams   types.Map    `tfsdk:"authorization_params"`
+	PKCE                  types.Bool   `tfsdk:"pkce"`
+	KeepPassword          types.Bool   `tfsdk:"keep_password"`
+	RefreshKeepAlive      types.Int64  `tfsdk:"refresh_keep_alive"`
 }
 
 func (r *roleResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -93,6 +100,20 @@ func (r *roleResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 				Description: "A token of its own for every read, revoked with its lease."},
 			"key_activation_delay": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(86400),
 				Description: "Seconds a rotated or imported key is published before it signs."},
+			"allowed_grant_types": schema.ListAttribute{ElementType: types.StringType, Optional: true,
+				Description: "Grants the role may run: client_credentials (the default), authorization_code, password."},
+			"redirect_uris": schema.ListAttribute{ElementType: types.StringType, Optional: true,
+				Description: "Redirect URIs registered at the bank, for authorization_code; matched exactly."},
+			"consent_scopes": schema.ListAttribute{ElementType: types.StringType, Optional: true,
+				Description: "Scopes a bank customer is asked to consent to, e.g. bankservice offline_access."},
+			"authorization_params": schema.MapAttribute{ElementType: types.StringType, Optional: true,
+				Description: "Extra parameters of the authorization request; not secret."},
+			"pkce": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
+				Description: "Send a PKCE S256 challenge with every authorization request."},
+			"keep_password": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+				Description: "Keep a password grant's password, for banks that issue no refresh token (against RFC 9700 section 2.4)."},
+			"refresh_keep_alive": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(0),
+				Description: "Seconds after which a customer credential nobody read is refreshed; 0: only reads refresh."},
 		},
 	}
 }
@@ -107,8 +128,9 @@ func roleData(ctx context.Context, m, config, prior *roleModel, send map[string]
 		diags.Append(l.ElementsAs(ctx, &out, false)...)
 		return out
 	}
-	params := map[string]string{}
+	params, authParams := map[string]string{}, map[string]string{}
 	diags.Append(m.TokenParams.ElementsAs(ctx, &params, false)...)
+	diags.Append(m.AuthorizationParams.ElementsAs(ctx, &authParams, false)...)
 	data := map[string]interface{}{
 		"environment":          m.Environment.ValueString(),
 		"client_id":            m.ClientID.ValueString(),
@@ -121,6 +143,18 @@ func roleData(ctx context.Context, m, config, prior *roleModel, send map[string]
 		"tls_client_cert":      m.TLSClientCert.ValueString(),
 		"token_per_lease":      m.TokenPerLease.ValueBool(),
 		"key_activation_delay": m.KeyActivationDelay.ValueInt64(),
+		"redirect_uris":        strs(m.RedirectURIs),
+		"consent_scopes":       strs(m.ConsentScopes),
+		"authorization_params": authParams,
+		"pkce":                 m.PKCE.ValueBool(),
+		"keep_password":        m.KeepPassword.ValueBool(),
+		"refresh_keep_alive":   m.RefreshKeepAlive.ValueInt64(),
+	}
+	// Unset means client_credentials alone, which an empty list would refuse.
+	if grants := strs(m.AllowedGrantTypes); len(grants) > 0 {
+		data["allowed_grant_types"] = grants
+	} else {
+		data["allowed_grant_types"] = []string{"client_credentials"}
 	}
 	// Sent when set, and empty (RS256) only to reset one that was set: an
 	// engine before 0.2 refuses an empty signing_algorithm.
@@ -213,6 +247,16 @@ func setRole(m *roleModel, d map[string]interface{}) diag.Diagnostics {
 	m.TLSClientCert = stringOrNull(d["tls_client_cert"])
 	m.TokenPerLease = types.BoolValue(d["token_per_lease"] == true)
 	m.KeyActivationDelay = types.Int64Value(num(d["key_activation_delay"]))
+	m.AllowedGrantTypes = listOrNull(d["allowed_grant_types"], &diags)
+	if grants, _ := d["allowed_grant_types"].([]interface{}); len(grants) == 1 && grants[0] == "client_credentials" {
+		m.AllowedGrantTypes = types.ListNull(types.StringType) // the default, as unset
+	}
+	m.RedirectURIs = listOrNull(d["redirect_uris"], &diags)
+	m.ConsentScopes = listOrNull(d["consent_scopes"], &diags)
+	m.AuthorizationParams = mapOrNull(d["authorization_params"], &diags)
+	m.PKCE = types.BoolValue(d["pkce"] != false)
+	m.KeepPassword = types.BoolValue(d["keep_password"] == true)
+	m.RefreshKeepAlive = types.Int64Value(num(d["refresh_keep_alive"]))
 	return diags
 }
 

@@ -1,0 +1,550 @@
+package aritma
+
+// Bank customers' credentials (path_creds.go): what is stored for each, the
+// consent that creates one, and the refresh that keeps it. A credential's
+// access token is leased exactly as token/'s is; its refresh token never
+// leaves Vault.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/oauth2"
+)
+
+const (
+	credentialStoragePrefix = "creds/"
+	pendingConsentPrefix    = "consent/pending/"
+	// consentTimeout is how long a customer has to consent after the
+	// authorization URL is made; the state is single-use within it.
+	consentTimeout = 10 * time.Minute
+
+	minRefreshKeepAlive = time.Minute
+	maxRefreshKeepAlive = 90 * 24 * time.Hour
+)
+
+// A credential's status, as reads, lists and status show it.
+const (
+	credActive       = "active"        // tokens flow
+	credNeedsConsent = "needs_consent" // the bank refused the refresh token: the customer must consent again
+	credClientError  = "client_error"  // the bank refused the role's client; the refresh token is kept
+	credFailing      = "failing"       // the bank failed (5xx, 429, network); reads retry
+)
+
+// storedToken is an access token as storage keeps it.
+type storedToken struct {
+	Value     string    `json:"value"`
+	Type      string    `json:"type"`
+	Scope     string    `json:"scope"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func storeToken(t *accessToken) *storedToken {
+	return &storedToken{Value: t.value, Type: t.tokenType, Scope: t.scope, IssuedAt: t.issuedAt, ExpiresAt: t.expiresAt}
+}
+
+func (s *storedToken) accessToken() *accessToken {
+	return &accessToken{
+		value: s.Value, tokenType: s.Type, scope: s.Scope, issuedAt: s.IssuedAt, expiresAt: s.ExpiresAt,
+		data: map[string]interface{}{
+			"access_token": s.Value,
+			"token_type":   s.Type,
+			"expires_at":   s.ExpiresAt.UTC().Format(time.RFC3339),
+			"scope":        s.Scope,
+		},
+	}
+}
+
+// credentialError is the last failure of a credential, as the bank gave
+// it: never a token or a secret.
+type credentialError struct {
+	At          time.Time `json:"at"`
+	Code        string    `json:"error,omitempty"`
+	Description string    `json:"error_description,omitempty"`
+	Message     string    `json:"message"`
+}
+
+// credentialEntry is one bank customer's consent under a role.
+type credentialEntry struct {
+	GrantType    string       `json:"grant_type"` // authorization_code or password
+	ClientID     string       `json:"client_id"`  // the client the refresh token was issued to
+	RefreshToken string       `json:"refresh_token,omitempty"`
+	Access       *storedToken `json:"access,omitempty"`
+	Scope        string       `json:"scope,omitempty"` // what the customer consented to
+	Status       string       `json:"status"`
+	Username     string       `json:"username,omitempty"`
+	// Password is kept only with the role's keep_password.
+	Password    string           `json:"password,omitempty"`
+	EntityID    string           `json:"entity_id,omitempty"`
+	ConsentedAt time.Time        `json:"consented_at"`
+	RefreshedAt time.Time        `json:"refreshed_at"`
+	LastError   *credentialError `json:"last_error,omitempty"`
+}
+
+// pendingConsent is an authorization request waiting for the customer,
+// stored under the hash of its state.
+type pendingConsent struct {
+	Role        string    `json:"role"`
+	Credential  string    `json:"credential"`
+	Verifier    string    `json:"verifier,omitempty"`
+	RedirectURI string    `json:"redirect_uri"`
+	Scopes      []string  `json:"scopes,omitempty"`
+	EntityID    string    `json:"entity_id,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+func credentialKey(role, name string) string { return credentialStoragePrefix + role + "/" + name }
+
+func pendingKey(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return pendingConsentPrefix + hex.EncodeToString(sum[:])
+}
+
+func getCredential(ctx context.Context, s logical.Storage, role, name string) (*credentialEntry, error) {
+	entry, err := s.Get(ctx, credentialKey(role, name))
+	if err != nil {
+		return nil, fmt.Errorf("reading credential %q of role %q: %w", name, role, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	cred := &credentialEntry{}
+	if err := entry.DecodeJSON(cred); err != nil {
+		return nil, fmt.Errorf("decoding credential %q of role %q: %w", name, role, err)
+	}
+	return cred, nil
+}
+
+// putCredential stores cred. The write is not cancelled with the request:
+// a rotated refresh token that is not stored is lost for good.
+func putCredential(ctx context.Context, s logical.Storage, role, name string, cred *credentialEntry) error {
+	entry, err := logical.StorageEntryJSON(credentialKey(role, name), cred)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(context.WithoutCancel(ctx), entry); err != nil {
+		return fmt.Errorf("storing credential %q of role %q: %w", name, role, err)
+	}
+	return nil
+}
+
+// randomToken is 32 random bytes, base64url: a state or a PKCE verifier.
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// credentialSource is a credential's access token in memory, and the lock
+// that makes one refresh serve every concurrent reader.
+type credentialSource struct {
+	mu    sync.Mutex // held while the credential is loaded or refreshed
+	token atomic.Pointer[accessToken]
+	// minRemaining is the role's, from when the token was stored.
+	minRemaining atomic.Int64
+}
+
+func (b *backend) credentialSource(role, name string) *credentialSource {
+	key := role + "/" + name
+	b.credentialsMu.Lock()
+	defer b.credentialsMu.Unlock()
+	src := b.credentials[key]
+	if src == nil {
+		src = &credentialSource{}
+		b.credentials[key] = src
+	}
+	return src
+}
+
+// dropCredentials forgets the cached tokens of role's credentials (all of
+// them when name is ""), so that the next read loads them from storage.
+func (b *backend) dropCredentials(role, name string) {
+	b.credentialsMu.Lock()
+	defer b.credentialsMu.Unlock()
+	for key, src := range b.credentials {
+		r, n, _ := strings.Cut(key, "/")
+		if r == role && (name == "" || n == name) {
+			src.token.Store(nil)
+		}
+	}
+}
+
+// credentialRequest is what reading a credential needs from storage.
+type credentialRequest struct {
+	role, name string
+	roleEntry  *roleEntry
+	env        *environmentEntry
+	grant      *grantClient
+	mount      string
+}
+
+// loadCredentialRequest reads the role and its environment, and checks
+// that the role takes customer credentials. A missing role or environment
+// is the caller's error response.
+func (b *backend) loadCredentialRequest(ctx context.Context, s logical.Storage, mount, role, name string, grants ...string) (*credentialRequest, *logical.Response, error) {
+	r, err := getRole(ctx, s, role)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r == nil {
+		return nil, logical.ErrorResponse("role %q does not exist", role), nil
+	}
+	if !slices.ContainsFunc(grants, r.allows) {
+		return nil, logical.ErrorResponse("role %q does not allow %s (allowed_grant_types: %s)",
+			role, strings.Join(grants, " or "), strings.Join(r.allowedGrantTypes(), ", ")), nil
+	}
+	env, err := getEnvironment(ctx, s, r.Environment)
+	if err != nil {
+		return nil, nil, err
+	}
+	if env == nil {
+		return nil, logical.ErrorResponse("role %q uses environment %q, which does not exist; %s", role, r.Environment, environmentHint), nil
+	}
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	grant, _, err := b.newGrantClient(role, r, env, cfg)
+	if err != nil {
+		return nil, logical.ErrorResponse("role %q: %v", role, err), nil
+	}
+	return &credentialRequest{role: role, name: name, roleEntry: r, env: env, grant: grant, mount: mount}, nil, nil
+}
+
+// consentHint says how to get a customer's consent again.
+func (c *credentialRequest) consentHint() string {
+	if c.roleEntry.allows(grantAuthorizationCode) {
+		return fmt.Sprintf("the customer must consent again: vault write %screds/%s/%s/authorize, and send the customer to its authorization_url",
+			c.mount, c.role, c.name)
+	}
+	return fmt.Sprintf("write username and password to %screds/%s/%s again", c.mount, c.role, c.name)
+}
+
+// scrub removes from text the secrets a bank might echo back.
+func (c *credentialRequest) scrub(cred *credentialEntry, text string) string {
+	text = c.grant.auth.scrub(text)
+	for _, secret := range []string{cred.RefreshToken, cred.Password} {
+		if len(secret) >= 8 {
+			text = strings.ReplaceAll(text, secret, "[redacted]")
+		}
+	}
+	return text
+}
+
+// failure records err, a failed token request of cred, and answers it: a
+// refused refresh token needs the customer's consent, a refused client is
+// the role's problem (the refresh token is kept for when it is fixed), and
+// a failing bank is retried by later reads.
+func (c *credentialRequest) failure(cred *credentialEntry, err error, now time.Time) error {
+	described := describeGrantError(err, c.grant.tokenURL, c.grant.timeout, func(s string) string { return c.scrub(cred, s) })
+	record := &credentialError{At: now.UTC(), Message: described.Error()}
+	var rerr *oauth2.RetrieveError
+	if errors.As(err, &rerr) {
+		record.Code, record.Description = c.scrub(cred, rerr.ErrorCode), c.scrub(cred, rerr.ErrorDescription)
+	}
+	cred.LastError = record
+	switch record.Code {
+	case "invalid_grant":
+		cred.Status = credNeedsConsent
+		return refusalError(fmt.Sprintf("credential %q of role %q needs consent: %s; %s", c.name, c.role, described, c.consentHint()))
+	case "invalid_client", "unauthorized_client":
+		cred.Status = credClientError
+		return refusalError(fmt.Sprintf("role %q's client was refused (%s); fix the role's client credentials: "+
+			"the customer's refresh token is kept", c.role, described))
+	}
+	cred.Status = credFailing
+	return described
+}
+
+// renew gets cred a new access token: the refresh grant, or the password
+// grant again when the role keeps the password. It stores the outcome,
+// success or failure, in one write that the request's cancellation cannot
+// interrupt. The caller holds the credential's source lock.
+func (b *backend) renew(ctx context.Context, s logical.Storage, c *credentialRequest, cred *credentialEntry) (*accessToken, error) {
+	scopes := strings.Fields(cred.Scope)
+	var answer *consentAnswer
+	var err error
+	switch {
+	case cred.RefreshToken != "":
+		answer, err = c.refreshWithRetries(ctx, cred.RefreshToken, scopes, b.now)
+	case cred.Password != "":
+		answer, err = c.grant.passwordGrant(ctx, cred.Username, cred.Password, scopes, b.now)
+	default:
+		cred.Status = credNeedsConsent
+		cred.LastError = &credentialError{At: b.now().UTC(), Message: "the bank issued no refresh token and the access token expired"}
+		if perr := putCredential(ctx, s, c.role, c.name, cred); perr != nil {
+			return nil, perr
+		}
+		return nil, refusalError(fmt.Sprintf("credential %q of role %q needs consent: its access token expired and the bank "+
+			"issued no refresh token; %s", c.name, c.role, c.consentHint()))
+	}
+	now := b.now()
+	if err != nil {
+		answerErr := c.failure(cred, err, now)
+		if perr := putCredential(ctx, s, c.role, c.name, cred); perr != nil {
+			return nil, perr
+		}
+		b.Logger().Warn("customer credential not renewed", "role", c.role, "credential", c.name, "status", cred.Status,
+			"error", cred.LastError.Code)
+		return nil, answerErr
+	}
+	if answer.refreshToken != "" {
+		cred.RefreshToken = answer.refreshToken // rotated
+	}
+	if answer.tokenErr != nil {
+		cred.Status = credFailing
+		cred.LastError = &credentialError{At: now.UTC(), Message: answer.tokenErr.Error()}
+		if perr := putCredential(ctx, s, c.role, c.name, cred); perr != nil {
+			return nil, perr
+		}
+		return nil, withNote(answer.tokenErr, "; the new refresh token is kept")
+	}
+	cred.Access, cred.Status, cred.RefreshedAt, cred.LastError = storeToken(answer.token), credActive, now.UTC(), nil
+	if err := putCredential(ctx, s, c.role, c.name, cred); err != nil {
+		return nil, err
+	}
+	b.Logger().Debug("customer credential renewed", "role", c.role, "credential", c.name)
+	return answer.token, nil
+}
+
+// refreshWithRetries refreshes, repeating only what cannot have spent the
+// refresh token (refreshRetryable), within one time limit.
+func (c *credentialRequest) refreshWithRetries(ctx context.Context, refreshToken string, scopes []string, now func() time.Time) (*consentAnswer, error) {
+	deadline := now().Add(c.grant.timeout)
+	for attempt := 0; ; attempt++ {
+		answer, err := c.grant.refresh(ctx, refreshToken, scopes, now)
+		if err == nil {
+			return answer, nil
+		}
+		again, retryAfter := refreshRetryable(err)
+		wait := c.grant.backoff(attempt)
+		if retryAfter > 0 {
+			wait = retryAfter
+		}
+		if !again || attempt == maxGrantRetries || now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// credentialToken answers a read of a credential: its access token if it
+// has min_remaining (or want) left, else a renewed one. Concurrent readers
+// of a credential that needs renewing wait for one renewal.
+func (b *backend) credentialToken(ctx context.Context, s logical.Storage, mount, role, name string, want time.Duration) (*accessToken, time.Duration, []string, error) {
+	src := b.credentialSource(role, name)
+	if tok := src.token.Load(); tok != nil {
+		if ttl, ok := leaseFor(tok, b.now(), want); ok && tok.reusable(b.now(), time.Duration(src.minRemaining.Load())) {
+			return tok, ttl, nil, nil
+		}
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	c, errResp, err := b.loadCredentialRequest(ctx, s, mount, role, name, grantAuthorizationCode, grantPassword)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if errResp != nil {
+		return nil, 0, nil, refusalError(errResp.Error().Error())
+	}
+	minRemaining := max(c.roleEntry.MinRemaining, want)
+	src.minRemaining.Store(int64(c.roleEntry.MinRemaining))
+	cred, err := getCredential(ctx, s, role, name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if cred == nil {
+		return nil, 0, nil, refusalError(fmt.Sprintf("credential %q of role %q does not exist; %s", name, role, c.consentHint()))
+	}
+	switch cred.Status {
+	case credNeedsConsent:
+		reason := "the bank refused its refresh token"
+		if cred.LastError != nil {
+			reason = cred.LastError.Message
+		}
+		return nil, 0, nil, refusalError(fmt.Sprintf("credential %q of role %q needs consent (%s); %s", name, role, reason, c.consentHint()))
+	}
+	now := b.now()
+	if cred.Access != nil {
+		tok := cred.Access.accessToken()
+		if ttl, ok := leaseFor(tok, now, want); ok && tok.reusable(now, minRemaining) {
+			src.token.Store(tok)
+			return tok, ttl, nil, nil
+		}
+	}
+	tok, err := b.renew(ctx, s, c, cred)
+	if err != nil {
+		// A failing bank: the stored token, while it lives, with a warning.
+		if cred.Status == credFailing && cred.Access != nil {
+			old := cred.Access.accessToken()
+			if ttl, ok := leaseFor(old, b.now(), want); ok {
+				return old, ttl, []string{"the bank failed to renew the customer's token; this one expires at " +
+					old.expiresAt.UTC().Format(time.RFC3339) + ": " + err.Error()}, nil
+			}
+		}
+		return nil, 0, nil, err
+	}
+	ttl, ok := leaseFor(tok, b.now(), want)
+	if !ok {
+		return nil, 0, nil, refusalError(fmt.Sprintf("the bank's tokens for credential %q of role %q live %s, less than the min_remaining asked for (%s)",
+			name, role, tok.lifetime().Round(time.Second), want))
+	}
+	src.token.Store(tok)
+	return tok, ttl, nil, nil
+}
+
+// consentOutcome is what the bank's redirect brought back.
+type consentOutcome struct {
+	state, code, iss       string
+	errorCode, errorDetail string
+	role, name             string // empty for the mount's callback, which learns them from the state
+	appPosted              bool
+}
+
+// finishConsent completes a customer's consent: the state is spent first,
+// so that a retry can never replay the code; iss is checked against the
+// environment (RFC 9207); the code is exchanged with the PKCE verifier.
+// It returns the role and the credential's name.
+func (b *backend) finishConsent(ctx context.Context, s logical.Storage, mount string, o consentOutcome) (string, string, *logical.Response, error) {
+	if o.state == "" {
+		return "", "", logical.ErrorResponse("state is missing: write the code and state the bank's redirect carried, or callback_url"), nil
+	}
+	key := pendingKey(o.state)
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("reading the consent request: %w", err)
+	}
+	var pending pendingConsent
+	if entry != nil {
+		if err := entry.DecodeJSON(&pending); err != nil {
+			return "", "", nil, fmt.Errorf("decoding the consent request: %w", err)
+		}
+	}
+	now := b.now()
+	if entry == nil || !pending.ExpiresAt.After(now) {
+		return "", "", logical.ErrorResponse("the consent request is unknown, already used or expired (they last %s); "+
+			"start again: vault write %screds/<role>/<name>/authorize", consentTimeout, mount), nil
+	}
+	if o.appPosted && (pending.Role != o.role || pending.Credential != o.name) {
+		return "", "", logical.ErrorResponse("this state belongs to another credential's consent request"), nil
+	}
+	// Spent before anything else: whatever happens next, it never serves again.
+	if err := s.Delete(context.WithoutCancel(ctx), key); err != nil {
+		return "", "", nil, fmt.Errorf("spending the consent request: %w", err)
+	}
+	role, name := pending.Role, pending.Credential
+
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	src := b.credentialSource(role, name)
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	c, errResp, err := b.loadCredentialRequest(ctx, s, mount, role, name, grantAuthorizationCode)
+	if err != nil || errResp != nil {
+		return role, name, errResp, err
+	}
+	cred, err := getCredential(ctx, s, role, name)
+	if err != nil {
+		return role, name, nil, err
+	}
+	if o.errorCode != "" {
+		// Recorded on the credential; a working one stays as it was.
+		if cred == nil {
+			cred = &credentialEntry{GrantType: grantAuthorizationCode, ClientID: c.roleEntry.ClientID, Status: credNeedsConsent}
+		}
+		cred.LastError = &credentialError{At: now.UTC(), Code: o.errorCode, Description: o.errorDetail,
+			Message: "the customer did not consent: " + o.errorCode}
+		if err := putCredential(ctx, s, role, name, cred); err != nil {
+			return role, name, nil, err
+		}
+		msg := "the bank answered " + o.errorCode
+		if o.errorDetail != "" {
+			msg += ": " + o.errorDetail
+		}
+		return role, name, logical.ErrorResponse("consent for credential %q of role %q was not given: %s", name, role, msg), nil
+	}
+	if issuer := c.env.Issuer; issuer != "" {
+		switch {
+		case o.iss != "" && o.iss != issuer:
+			return role, name, logical.ErrorResponse("the authorization response names issuer %q, not environment %q's %q: "+
+				"refused as a mix-up (RFC 9207)", o.iss, c.roleEntry.Environment, issuer), nil
+		case o.iss == "" && c.env.Metadata != nil && c.env.Metadata.IssInAuthResponse:
+			return role, name, logical.ErrorResponse("the authorization response has no iss, which issuer %q always sends (RFC 9207)", issuer), nil
+		}
+	}
+	if o.code == "" {
+		return role, name, logical.ErrorResponse("code is missing from the authorization response"), nil
+	}
+
+	answer, err := c.grant.exchangeCode(ctx, o.code, pending.RedirectURI, pending.Verifier, pending.Scopes, b.now)
+	if err != nil {
+		return role, name, nil, describeGrantError(err, c.grant.tokenURL, c.grant.timeout, c.grant.auth.scrub)
+	}
+	cred = &credentialEntry{
+		GrantType: grantAuthorizationCode, ClientID: c.roleEntry.ClientID, RefreshToken: answer.refreshToken,
+		Status: credActive, EntityID: pending.EntityID, ConsentedAt: now.UTC(), RefreshedAt: now.UTC(),
+		Scope: strings.Join(pending.Scopes, " "),
+	}
+	if answer.tokenErr != nil {
+		cred.LastError = &credentialError{At: now.UTC(), Message: answer.tokenErr.Error()}
+	} else {
+		cred.Access, cred.Scope = storeToken(answer.token), answer.token.scope
+	}
+	if err := putCredential(ctx, s, role, name, cred); err != nil {
+		return role, name, nil, err
+	}
+	src.token.Store(nil)
+	if answer.tokenErr != nil {
+		return role, name, nil, withNote(answer.tokenErr, "; the refresh token is kept, and the next read renews it")
+	}
+	b.Logger().Info("customer consent recorded", "role", role, "credential", name)
+	return role, name, nil, nil
+}
+
+// authorizationURL is where the customer consents: the environment's
+// authorization endpoint with the request's parameters (RFC 6749 section
+// 4.1.1, RFC 7636 section 4.3).
+func authorizationURL(endpoint string, role *roleEntry, redirectURI, state, challenge string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	for k, v := range role.AuthorizationParams {
+		q.Set(k, v)
+	}
+	q.Set("response_type", "code")
+	q.Set("client_id", role.ClientID)
+	q.Set("redirect_uri", redirectURI)
+	q.Set("state", state)
+	if len(role.ConsentScopes) > 0 {
+		q.Set("scope", strings.Join(role.ConsentScopes, " "))
+	}
+	if challenge != "" {
+		q.Set("code_challenge", challenge)
+		q.Set("code_challenge_method", "S256")
+	}
+	// OpenID Connect Core section 11: offline access needs the consent prompt.
+	if slices.Contains(role.ConsentScopes, "offline_access") && q.Get("prompt") == "" {
+		q.Set("prompt", "consent")
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
