@@ -273,7 +273,6 @@ func validateRedirectURI(raw string) error {
 	return nil
 }
 
-
 // reservedAuthorizationParams are the authorization request's parameters
 // that the engine sets itself.
 var reservedAuthorizationParams = map[string]bool{
