@@ -329,7 +329,9 @@ func TestCreds_CallbackPage(t *testing.T) {
 		wantCred   string // the credential's status afterwards; "" for none
 	}{
 		"consent": {
-			query:      func(q url.Values, code string) map[string]interface{} { return map[string]interface{}{"code": code, "state": q.Get("state")} },
+			query: func(q url.Values, code string) map[string]interface{} {
+				return map[string]interface{}{"code": code, "state": q.Get("state")}
+			},
 			wantStatus: 200, wantPage: "Consent recorded", wantCred: credActive,
 		},
 		"denied": {
