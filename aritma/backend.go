@@ -103,6 +103,7 @@ func newBackend() *backend {
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,
 		Clean:          b.clean,
+		PeriodicFunc:   b.periodic,
 		RunningVersion: Version,
 	}
 	return b

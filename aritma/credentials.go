@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/oauth2"
 )
@@ -547,4 +549,92 @@ func authorizationURL(endpoint string, role *roleEntry, redirectURI, state, chal
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+// periodic purges expired consent requests and refreshes credentials that
+// nobody read for their role's refresh_keep_alive, so that a refresh token
+// with a sliding lifetime does not lapse. It runs where storage can be
+// written: not on performance standbys, nor on secondaries, whose storage
+// is the primary's.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	state := b.System().ReplicationState()
+	if state.HasState(consts.ReplicationPerformanceStandby) || state.HasState(consts.ReplicationDRSecondary) ||
+		(state.HasState(consts.ReplicationPerformanceSecondary) && !b.System().LocalMount()) {
+		return nil
+	}
+	if err := b.purgeConsentRequests(ctx, req.Storage); err != nil {
+		return err
+	}
+	roles, err := req.Storage.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return fmt.Errorf("listing roles: %w", err)
+	}
+	for _, role := range roles {
+		r, err := getRole(ctx, req.Storage, role)
+		if err != nil || r == nil || r.RefreshKeepAlive == 0 {
+			continue
+		}
+		names, err := req.Storage.List(ctx, credentialStoragePrefix+role+"/")
+		if err != nil {
+			return fmt.Errorf("listing the credentials of role %q: %w", role, err)
+		}
+		for _, name := range names {
+			// Jittered, so that credentials consented together do not all
+			// refresh in the same minute.
+			due := time.Duration(float64(r.RefreshKeepAlive) * (0.9 + 0.1*mathrand.Float64()))
+			if err := b.keepAlive(ctx, req.Storage, req.MountPoint, role, name, due); err != nil {
+				b.Logger().Warn("keep-alive refresh failed", "role", role, "credential", name, "error", err)
+			}
+		}
+	}
+	return nil
+}
+
+// keepAlive refreshes the credential if it is active and was last renewed
+// more than due ago.
+func (b *backend) keepAlive(ctx context.Context, s logical.Storage, mount, role, name string, due time.Duration) error {
+	src := b.credentialSource(role, name)
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	cred, err := getCredential(ctx, s, role, name)
+	if err != nil || cred == nil || cred.Status != credActive || cred.RefreshToken == "" || b.now().Sub(cred.RefreshedAt) < due {
+		return err
+	}
+	c, errResp, err := b.loadCredentialRequest(ctx, s, mount, role, name, grantAuthorizationCode, grantPassword)
+	if err != nil {
+		return err
+	}
+	if errResp != nil {
+		return errResp.Error()
+	}
+	tok, err := b.renew(ctx, s, c, cred)
+	if err == nil {
+		src.token.Store(tok)
+		b.Logger().Debug("keep-alive refresh", "role", role, "credential", name)
+	}
+	return err
+}
+
+// purgeConsentRequests deletes the consent requests whose customer never
+// came back.
+func (b *backend) purgeConsentRequests(ctx context.Context, s logical.Storage) error {
+	keys, err := s.List(ctx, pendingConsentPrefix)
+	if err != nil {
+		return fmt.Errorf("listing consent requests: %w", err)
+	}
+	now := b.now()
+	for _, key := range keys {
+		entry, err := s.Get(ctx, pendingConsentPrefix+key)
+		if err != nil || entry == nil {
+			continue
+		}
+		var pending pendingConsent
+		if entry.DecodeJSON(&pending) == nil && pending.ExpiresAt.After(now) {
+			continue
+		}
+		if err := s.Delete(ctx, pendingConsentPrefix+key); err != nil {
+			return fmt.Errorf("deleting an expired consent request: %w", err)
+		}
+	}
+	return nil
 }

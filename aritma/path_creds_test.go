@@ -614,3 +614,47 @@ func TestCreds_AuthorizeChecks(t *testing.T) {
 		}
 	}
 }
+
+// The periodic function refreshes an active credential nobody read for the
+// role's refresh_keep_alive, leaves fresh ones and those that need consent
+// alone, does nothing on a performance standby, and purges expired
+// consent requests.
+func TestCreds_KeepAliveAndPurge(t *testing.T) {
+	e := newTestEnv(t)
+	bank := newFakeBank(t)
+	e.setupConsentRole(t, bank, map[string]interface{}{"refresh_keep_alive": "1h"})
+	e.consent(t, bank, "idle")
+	e.consent(t, bank, "refused")
+	refused := e.storedCredential(t, "refused")
+	refused.Status = credNeedsConsent
+	if err := putCredential(context.Background(), e.storage, "acct", "refused", refused); err != nil {
+		t.Fatal(err)
+	}
+	e.do(t, logical.UpdateOperation, "creds/acct/later/authorize", nil) // a customer who never comes back
+	periodic := func(env *testEnv) {
+		if err := env.b.periodic(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	periodic(e)
+	if got := bank.grantsOf("refresh_token"); got != 0 {
+		t.Fatalf("%d keep-alive refreshes of fresh credentials", got)
+	}
+	e.clock.Advance(61 * time.Minute)
+	standby := newTestEnvOnNode(t, consts.ReplicationPerformanceStandby)
+	periodic(standby)
+	if got := bank.grantsOf("refresh_token"); got != 0 {
+		t.Fatalf("a performance standby refreshed %d credentials", got)
+	}
+	periodic(e)
+	if got := bank.grantsOf("refresh_token"); got != 1 {
+		t.Errorf("%d keep-alive refreshes, want 1 (idle; refused needs consent)", got)
+	}
+	if keys, _ := e.storage.List(context.Background(), pendingConsentPrefix); len(keys) != 0 {
+		t.Errorf("%d expired consent requests left", len(keys))
+	}
+	if cred := e.storedCredential(t, "idle"); !e.clock.Now().Equal(cred.RefreshedAt) {
+		t.Errorf("idle was refreshed at %s, want now", cred.RefreshedAt)
+	}
+}
