@@ -229,7 +229,7 @@ func (b *backend) loadCredentialRequest(ctx context.Context, s logical.Storage, 
 // consentHint says how to get a customer's consent again.
 func (c *credentialRequest) consentHint() string {
 	if c.roleEntry.allows(grantAuthorizationCode) {
-		return fmt.Sprintf("the customer must consent again: vault write %screds/%s/%s/authorize, and send the customer to its authorization_url",
+		return fmt.Sprintf("the customer must consent again: vault write -f %screds/%s/%s/authorize, and send the customer to its authorization_url",
 			c.mount, c.role, c.name)
 	}
 	return fmt.Sprintf("write username and password to %screds/%s/%s again", c.mount, c.role, c.name)
@@ -442,7 +442,7 @@ func (b *backend) finishConsent(ctx context.Context, s logical.Storage, mount st
 	now := b.now()
 	if entry == nil || !pending.ExpiresAt.After(now) {
 		return "", "", logical.ErrorResponse("the consent request is unknown, already used or expired (they last %s); "+
-			"start again: vault write %screds/<role>/<name>/authorize", consentTimeout, mount), nil
+			"start again: vault write -f %screds/<role>/<name>/authorize", consentTimeout, mount), nil
 	}
 	if o.appPosted && (pending.Role != o.role || pending.Credential != o.name) {
 		return "", "", logical.ErrorResponse("this state belongs to another credential's consent request"), nil

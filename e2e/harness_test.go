@@ -145,6 +145,8 @@ type oauthClient = testservers.OAuthClient
 
 type oauthConfig = testservers.OAuthConfig
 
+type oauthUser = testservers.OAuthUser
+
 type oauthStats = testservers.OAuthStats
 
 // oauthServer is the OAuth server a test started.
@@ -188,6 +190,7 @@ type introspection struct {
 	Format   string `json:"format"` // from verify only: jwt or opaque
 	Scope    string `json:"scope"`
 	ClientID string `json:"client_id"`
+	Sub      string `json:"sub"` // the bank customer, for the user-consent grants
 	Exp      int64  `json:"exp"`
 	Iat      int64  `json:"iat"`
 }
