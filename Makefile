@@ -55,10 +55,12 @@ fuzz: ## each fuzz target for FUZZTIME (5s)
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 # End-to-end tests: they build the plugin themselves (two versions, for the
-# upgrade test) and start every server they use on 127.0.0.1.
+# upgrade test) and start every server they use on 127.0.0.1; the browser
+# test drives Debian's Chromium (scripts/install-chromium.sh installs it once)
+# and leaves its screenshot in e2e/out/.
 # RUN=<regexp> runs only the matching tests.
-e2e: vault oauth-server ## the end-to-end tests against a real Vault and OAuth server (RUN=regexp for some)
-	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' $(if $(RUN),-run '$(RUN)') ./e2e/
+e2e: vault oauth-server ## the end-to-end tests against a real Vault and OAuth server, and a real browser (RUN=regexp for some)
+	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" ARITMA_CHROMIUM="$$(scripts/install-chromium.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' $(if $(RUN),-run '$(RUN)') ./e2e/
 
 # The long runs (fault tests, longer fuzzing, failover on a raft cluster, a
 # load run, secret scans); writes docs/reliability.md (in CI, a temporary
