@@ -130,3 +130,69 @@ func BenchmarkTokenRead_Coalesced(b *testing.B) {
 		})
 	}
 }
+
+// newCredentialBenchEnv is newBenchEnv for a bank customer's credential:
+// role acct at a fake bank with hour-long tokens, credential c consented,
+// its token cached.
+func newCredentialBenchEnv(b *testing.B) (*testEnv, *benchClock, *fakeBank) {
+	b.Helper()
+	e := newTestEnv(b)
+	clock := &benchClock{}
+	e.b.now = clock.Now
+	bank := newFakeBank(b)
+	bank.expiresIn = 3600
+	e.setupConsentRole(b, bank, nil)
+	e.consent(b, bank, "c")
+	mustRead(b, e, "creds/acct/c")
+	return e, clock, bank
+}
+
+// BenchmarkCredentialRead_CacheHit reads creds/<role>/<name> while the
+// customer's token is cached.
+func BenchmarkCredentialRead_CacheHit(b *testing.B) {
+	e, _, bank := newCredentialBenchEnv(b)
+	refreshes := bank.grantsOf("refresh_token")
+	b.ReportAllocs()
+	for b.Loop() {
+		mustRead(b, e, "creds/acct/c")
+	}
+	if n := bank.grantsOf("refresh_token"); n != refreshes {
+		b.Fatalf("%d refreshes during cache hits", n-refreshes)
+	}
+}
+
+// BenchmarkCredentialRead_Coalesced: per op, the customer's token is too
+// old and N readers arrive at once; they must share one refresh
+// (refreshes/op is 1), and the bank must see no reused refresh token.
+func BenchmarkCredentialRead_Coalesced(b *testing.B) {
+	for _, readers := range []int{1, 64, 1024} {
+		b.Run(fmt.Sprintf("readers=%d", readers), func(b *testing.B) {
+			e, clock, bank := newCredentialBenchEnv(b)
+			refreshes0 := bank.grantsOf("refresh_token")
+			var failed atomic.Int64
+			b.ReportAllocs()
+			for b.Loop() {
+				clock.expireCached()
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				wg.Add(readers)
+				for range readers {
+					go func() {
+						defer wg.Done()
+						<-start
+						resp, err := e.request(logical.ReadOperation, "creds/acct/c", nil)
+						if err != nil || resp == nil || resp.IsError() {
+							failed.Add(1)
+						}
+					}()
+				}
+				close(start)
+				wg.Wait()
+			}
+			if f := failed.Load(); f > 0 || bank.reuses > 0 {
+				b.Fatalf("%d reads failed, %d refresh tokens reused", f, bank.reuses)
+			}
+			b.ReportMetric(float64(bank.grantsOf("refresh_token")-refreshes0)/float64(b.N), "refreshes/op")
+		})
+	}
+}

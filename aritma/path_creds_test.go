@@ -41,7 +41,7 @@ const (
 	testPassword = "pa55word-9d2c41-do-not-leak"
 )
 
-func newFakeBank(t *testing.T) *fakeBank {
+func newFakeBank(t testing.TB) *fakeBank {
 	t.Helper()
 	b := &fakeBank{fakeAuthServer: newFakeAuthServer(t), codes: map[string]string{}, refresh: map[string]bool{},
 		spent: map[string]bool{}, expiresIn: 600}
@@ -137,7 +137,7 @@ func (b *fakeBank) grantsOf(grantType string) int {
 
 // setupConsentRole writes an environment at bank and a role "acct" that
 // allows authorization_code and password.
-func (e *testEnv) setupConsentRole(t *testing.T, bank *fakeBank, extra map[string]interface{}) {
+func (e *testEnv) setupConsentRole(t testing.TB, bank *fakeBank, extra map[string]interface{}) {
 	t.Helper()
 	e.mustWrite(t, "environments/bank", map[string]interface{}{
 		"token_url": bank.tokenURL(), "authorization_url": bank.authorizeURL(), "revocation_url": bank.URL + "/connect/revocation",
@@ -155,7 +155,7 @@ func (e *testEnv) setupConsentRole(t *testing.T, bank *fakeBank, extra map[strin
 
 // consent runs a customer's consent for creds/acct/<name> with the
 // app-posted finish, and returns the authorization URL's query.
-func (e *testEnv) consent(t *testing.T, bank *fakeBank, name string) url.Values {
+func (e *testEnv) consent(t testing.TB, bank *fakeBank, name string) url.Values {
 	t.Helper()
 	resp := e.do(t, logical.UpdateOperation, "creds/acct/"+name+"/authorize", nil)
 	if resp == nil || resp.IsError() {
