@@ -56,7 +56,7 @@ fuzz: ## each fuzz target for FUZZTIME (5s)
 
 # End-to-end tests: they build the plugin themselves (two versions, for the
 # upgrade test) and start every server they use on 127.0.0.1; the browser
-# test drives Debian's Chromium (scripts/install-chromium.sh installs it once)
+# test drives Debian's chromium-headless-shell (scripts/install-chromium.sh installs it once)
 # and leaves its screenshot in e2e/out/.
 # RUN=<regexp> runs only the matching tests.
 e2e: vault oauth-server ## the end-to-end tests against a real Vault and OAuth server, and a real browser (RUN=regexp for some)

@@ -32,6 +32,7 @@ type fakeBank struct {
 	reuses     int
 	refuseWith string // an error code the refresh grant answers, if set
 	noRefresh  bool   // issue no refresh tokens
+	tokenType  string // token_type of access tokens (default Bearer)
 	expiresIn  int
 	onRefresh  func()
 }
@@ -63,8 +64,12 @@ func (b *fakeBank) issueCode(challenge string) string {
 
 func (b *fakeBank) tokens(w http.ResponseWriter, scope string) {
 	b.issued++
+	tokenType := b.tokenType
+	if tokenType == "" {
+		tokenType = "Bearer"
+	}
 	answer := map[string]interface{}{
-		"access_token": fmt.Sprintf("customer-access-%d", b.issued), "token_type": "Bearer",
+		"access_token": fmt.Sprintf("customer-access-%d", b.issued), "token_type": tokenType,
 		"expires_in": b.expiresIn, "scope": scope,
 	}
 	if !b.noRefresh {
@@ -656,5 +661,51 @@ func TestCreds_KeepAliveAndPurge(t *testing.T) {
 	}
 	if cred := e.storedCredential(t, "idle"); !e.clock.Now().Equal(cred.RefreshedAt) {
 		t.Errorf("idle was refreshed at %s, want now", cred.RefreshedAt)
+	}
+}
+
+// A refresh whose access token the engine refuses (not a Bearer token)
+// still keeps the rotated refresh token: the old one is spent, and the
+// new one is the only way back.
+func TestCreds_RefreshTokenKeptWhenTheAccessTokenIsRefused(t *testing.T) {
+	e := newTestEnv(t)
+	bank := newFakeBank(t)
+	e.setupConsentRole(t, bank, nil)
+	e.consent(t, bank, "kari")
+	e.clock.Advance(time.Hour)
+	bank.tokenType = "MAC"
+	if _, err := e.readCredential(t, "kari"); err == nil || !strings.Contains(err.Error(), "the new refresh token is kept") {
+		t.Fatalf("read: %v, want the refusal of the MAC token, saying the refresh token is kept", err)
+	}
+	cred := e.storedCredential(t, "kari")
+	if !bank.refresh[cred.RefreshToken] {
+		t.Fatal("the rotated refresh token was not kept")
+	}
+	bank.tokenType = ""
+	if resp, err := e.readCredential(t, "kari"); err != nil || resp.IsError() {
+		t.Errorf("the next read, with the kept token: %v %v", err, respError(resp))
+	}
+	if bank.reuses != 0 {
+		t.Errorf("%d refresh tokens reused", bank.reuses)
+	}
+}
+
+// Writing a role's default grant types, or its customer-grant settings,
+// keeps its cached client_credentials token: the declarative provider sends
+// every field on each apply.
+func TestCreds_CustomerSettingsKeepTheCachedToken(t *testing.T) {
+	e := newTestEnv(t)
+	srv := newFakeAuthServer(t)
+	e.setupRole(t, srv, "r", nil)
+	first := e.readToken(t, "r").Data["access_token"]
+	e.mustWrite(t, "roles/r", map[string]interface{}{
+		"allowed_grant_types": "client_credentials", "consent_scopes": "bankservice", "authorization_params": "ui_locales=nb",
+		"pkce": false, "refresh_keep_alive": "1h",
+	})
+	if got := e.readToken(t, "r").Data["access_token"]; got != first || srv.count() != 1 {
+		t.Errorf("after writing the customer-grant settings the token is %v (%d grants), want the cached %v", got, srv.count(), first)
+	}
+	if got := e.do(t, logical.ReadOperation, "roles/r", nil).Data["allowed_grant_types"]; fmt.Sprint(got) != "[client_credentials]" {
+		t.Errorf("allowed_grant_types reads %v", got)
 	}
 }

@@ -454,6 +454,9 @@ func applyConsentFields(role *roleEntry, d *framework.FieldData) *logical.Respon
 			return logical.ErrorResponse("allowed_grant_types: %v", err)
 		}
 		role.AllowedGrantTypes = grants
+		if slices.Equal(grants, []string{grantClientCredentials}) {
+			role.AllowedGrantTypes = nil // the default, stored as roles from before it existed are
+		}
 	}
 	if v, ok := d.GetOk("redirect_uris"); ok {
 		role.RedirectURIs = v.([]string)

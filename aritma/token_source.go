@@ -49,6 +49,9 @@ type tokenSource struct {
 func grantSettings(role *roleEntry, env *environmentEntry, cfg *configEntry) [sha256.Size]byte {
 	r := *role
 	r.Keys, r.KeyActivationDelay = nil, 0
+	// The customer grants' settings: client_credentials tokens do not use them.
+	r.RedirectURIs, r.ConsentScopes, r.AuthorizationParams = nil, nil, nil
+	r.NoPKCE, r.KeepPassword, r.RefreshKeepAlive = false, false, 0
 	raw, _ := json.Marshal(struct {
 		Role        roleEntry
 		Environment *environmentEntry

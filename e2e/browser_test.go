@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// make e2e installs Debian's Chromium (scripts/install-chromium.sh) and
+// make e2e installs Debian's chromium-headless-shell (scripts/install-chromium.sh) and
 // sets it; screenshots go to ARITMA_TEST_OUTPUT (default e2e/out).
 var (
 	chromiumBin = os.Getenv("ARITMA_CHROMIUM")

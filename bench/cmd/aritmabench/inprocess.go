@@ -20,6 +20,10 @@ const (
 	bHit       = "TokenRead_CacheHit"
 	bHandler   = "TokenRead_CacheHitHandler"
 	bCoalesced = "TokenRead_Coalesced"
+	// A bank customer's credential: the cache hit, and readers at an
+	// expired token sharing one refresh.
+	bCredHit       = "CredentialRead_CacheHit"
+	bCredCoalesced = "CredentialRead_Coalesced"
 )
 
 // inProcessResults is the in-process stage: the raw samples of each
@@ -52,10 +56,10 @@ func stageInProcess(c config) *inProcessResults {
 	// moment of the machine falls on the floor and the cache hit alike.
 	for round := range r.Rounds {
 		logf("in process: round %d of %d", round+1, r.Rounds)
-		bench("^Benchmark("+bFloor+"|"+bHit+"|"+bHandler+")$", r.BenchTime, r.Count)
+		bench("^Benchmark("+bFloor+"|"+bHit+"|"+bHandler+"|"+bCredHit+")$", r.BenchTime, r.Count)
 	}
 	logf("in process: coalesced readers")
-	bench("^Benchmark"+bCoalesced+"$", r.CoalescedTime, r.CoalescedCount)
+	bench("^Benchmark("+bCoalesced+"|"+bCredCoalesced+")$", r.CoalescedTime, r.CoalescedCount)
 	_ = os.WriteFile(filepath.Join(c.outDir, "inprocess.txt"), out.Bytes(), 0o644)
 	var err error
 	r.Samples, err = parseBench(&out)

@@ -112,6 +112,9 @@ func targetRows(res *results) []targetRow {
 		tFloor  = "cache hit within 2× of the framework's floor (in process: `TokenRead_CacheHit` ÷ `Floor_ConfigRead`, median ns/op)"
 		tAllocs = "the engine's own allocations on a cache hit under 10 (in process: `TokenRead_CacheHitHandler`, the engine's read callback without the framework's routing)"
 		tOne    = "one grant for concurrent readers (in process: 64 and 1024 readers at an expired token, grants/op in every sample)"
+		// A bank customer's credential (creds/<role>/<name>).
+		tCredFloor  = "customer credential cache hit within 2× of the framework's floor (in process: `CredentialRead_CacheHit` ÷ `Floor_ConfigRead`, median ns/op)"
+		tOneRefresh = "one refresh per rotation of a customer's token (in process: 1, 64 and 1024 readers at an expired token, refreshes/op in every sample, no refresh token reused)"
 	)
 	if ip := res.InProcess; ip != nil {
 		ratio := ip.median(bHit, "ns/op") / ip.median(bFloor, "ns/op")
@@ -129,18 +132,40 @@ func targetRows(res *results) []targetRow {
 			parts = append(parts, fmt.Sprintf("%s readers: %.2f–%.2f in %d samples", n, lo, hi, len(g)))
 		}
 		add(tOne, strings.Join(parts, "; "), ok)
+		credRatio := ip.median(bCredHit, "ns/op") / ip.median(bFloor, "ns/op")
+		add(tCredFloor, fmtRatio(credRatio), credRatio <= 2)
+		ok, parts = true, nil
+		for _, n := range []int{1, 64, 1024} {
+			g := ip.Samples[fmt.Sprintf("%s/readers=%d", bCredCoalesced, n)]["refreshes/op"]
+			lo, hi := math.NaN(), math.NaN()
+			if len(g) > 0 {
+				lo, hi = slices.Min(g), slices.Max(g)
+			}
+			ok = ok && lo == 1 && hi == 1
+			parts = append(parts, fmt.Sprintf("%d reader%s: %.2f–%.2f in %d samples", n, plural(n), lo, hi, len(g)))
+		}
+		add(tOneRefresh, strings.Join(parts, "; "), ok)
 	} else {
 		skip(tFloor)
 		skip(tAllocs)
 		skip(tOne)
+		skip(tCredFloor)
+		skip(tOneRefresh)
 	}
 
 	const tProbe = "token reads ≥ 0.9× the ceiling probe's reads/s (through Vault, 16 clients, median of per-round ratios)"
+	const tCredProbe = "customer credential reads ≥ 0.9× the ceiling probe's reads/s (`creds/accounts/c`, through Vault, 16 clients, median of per-round ratios)"
 	if l := res.Load; l != nil {
 		xs := roundRatios(l.Runs, 16, "aritma", "probe")
 		add(tProbe, fmtCI(xs, fmtRatio), summarize(xs).Center >= 0.9)
+		if cs := roundRatios(l.Runs, 16, "creds", "probe"); len(cs) > 0 {
+			add(tCredProbe, fmtCI(cs, fmtRatio), summarize(cs).Center >= 0.9)
+		} else {
+			skip(tCredProbe)
+		}
 	} else {
 		skip(tProbe)
+		skip(tCredProbe)
 	}
 
 	const tGrants = "exactly one grant per rotation (real OAuth server, short-lived tokens, every reader count; at least two rotations seen)"
@@ -264,6 +289,10 @@ var benchWhat = map[string]string{
 	bHandler:                     "the engine's read callback alone (no routing)",
 	bCoalesced + "/readers=64":   "64 readers arrive at an expired token (one op: all answered)",
 	bCoalesced + "/readers=1024": "1024 readers arrive at an expired token",
+	bCredHit:                         "read `creds/acct/c`, the customer's token cached",
+	bCredCoalesced + "/readers=1":    "1 reader at a customer's expired token (one op: one refresh)",
+	bCredCoalesced + "/readers=64":   "64 readers at a customer's expired token",
+	bCredCoalesced + "/readers=1024": "1024 readers at a customer's expired token",
 }
 
 func inProcessBlock(ip *inProcessResults) string {
@@ -273,11 +302,15 @@ func inProcessBlock(ip *inProcessResults) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d rounds of `-count %d -benchtime %s` for the first three, `-count %d -benchtime %s` for the coalesced readers.\n\n",
 		ip.Rounds, ip.Count, ip.BenchTime, ip.CoalescedCount, ip.CoalescedTime)
-	b.WriteString("| benchmark | what | ns/op (95% CI) | B/op | allocs/op | grants/op | samples |\n|---|---|---:|---:|---:|---:|---:|\n")
-	for _, name := range []string{bFloor, bHit, bHandler, bCoalesced + "/readers=64", bCoalesced + "/readers=1024"} {
+	b.WriteString("| benchmark | what | ns/op (95% CI) | B/op | allocs/op | grants or refreshes/op | samples |\n|---|---|---:|---:|---:|---:|---:|\n")
+	for _, name := range []string{bFloor, bHit, bHandler, bCoalesced + "/readers=64", bCoalesced + "/readers=1024",
+		bCredHit, bCredCoalesced + "/readers=1", bCredCoalesced + "/readers=64", bCredCoalesced + "/readers=1024"} {
 		s := ip.Samples[name]
 		grants := ""
 		if g, ok := s["grants/op"]; ok {
+			grants = fmt.Sprintf("%.2f", summarize(g).Center)
+		}
+		if g, ok := s["refreshes/op"]; ok {
 			grants = fmt.Sprintf("%.2f", summarize(g).Center)
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %d |\n", name, benchWhat[name], fmtCI(s["ns/op"], fmtInt),

@@ -76,14 +76,17 @@ func setup(c config) *env {
 	logf("starting the OAuth servers and Vault (dev)")
 	script := filepath.Join(c.repo, "e2e", "oauthserver", "server.mjs")
 	startOAuth := func(name string, ttl int, clients ...testservers.OAuthClient) *testservers.OAuthServer {
-		srv, err := testservers.StartOAuthServer(script, sub(name), testservers.OAuthConfig{TokenTTL: ttl, Clients: clients})
+		srv, err := testservers.StartOAuthServer(script, sub(name), testservers.OAuthConfig{TokenTTL: ttl, Clients: clients,
+			Users: []testservers.OAuthUser{customer}})
 		if srv != nil {
 			stops = append(stops, srv.Stop)
 		}
 		check(err, "starting the OAuth server")
 		return srv
 	}
-	e.long = startOAuth("oauth-long", longTTL, oauthClient("bench"))
+	customers := oauthClient("bench-customers")
+	customers.GrantTypes, customers.RedirectURIs = []string{"authorization_code", "refresh_token"}, []string{customerRedirect}
+	e.long = startOAuth("oauth-long", longTTL, oauthClient("bench"), customers)
 	var shortClients []testservers.OAuthClient
 	for _, n := range grantReaders {
 		shortClients = append(shortClients, oauthClient(fmt.Sprintf("grants-%d", n)))
@@ -104,6 +107,7 @@ func setup(c config) *env {
 	tok, err := e.v.Client.Logical().Read("aritma/token/r")
 	check(err, "reading the first token")
 	e.tokenBytes = len(tok.Data["access_token"].(string))
+	e.consentCustomer(customers)
 
 	// The probe and the KV secret answer with the engine's fields and a
 	// token of the same length, so that all three move as many bytes.
@@ -117,6 +121,7 @@ func setup(c config) *env {
 	})
 	policy := `
 path "aritma/token/*" { capabilities = ["read"] }
+path "aritma/creds/accounts/c" { capabilities = ["read"] }
 path "growth/token/*" { capabilities = ["read"] }
 path "probe/token/*"  { capabilities = ["read"] }
 path "kv/*"           { capabilities = ["read"] }
@@ -126,6 +131,29 @@ path "kv/*"           { capabilities = ["read"] }
 	check(err, "creating the load token")
 	e.loadToken = s.Auth.ClientToken
 	return e
+}
+
+// The bank customer whose credential the load stage reads.
+var customer = testservers.OAuthUser{Username: "bench-customer", Password: "bench-" + randomHex(12)}
+
+const customerRedirect = "http://127.0.0.1:9/callback"
+
+// consentCustomer gives role accounts (client cl at the long-lived OAuth
+// server, found by discovery) the customer's consent as credential c, the
+// app-posted way, and reads its first token.
+func (e *env) consentCustomer(cl testservers.OAuthClient) {
+	e.write("aritma/environments/customers", map[string]interface{}{"issuer": e.long.Issuer})
+	e.write("aritma/roles/accounts", map[string]interface{}{
+		"environment": "customers", "client_id": cl.ID, "client_secret": cl.Secret,
+		"allowed_grant_types": "authorization_code", "consent_scopes": "api offline_access", "redirect_uris": customerRedirect,
+	})
+	start, err := e.v.Client.Logical().Write("aritma/creds/accounts/c/authorize", nil)
+	check(err, "starting the customer's consent")
+	redirect, err := e.long.Consent(start.Data["authorization_url"].(string), customer.Username, customer.Password, true)
+	check(err, "the customer's consent")
+	e.write("aritma/creds/accounts/c", map[string]interface{}{"callback_url": redirect.String()})
+	_, err = e.v.Client.Logical().Read("aritma/creds/accounts/c")
+	check(err, "reading the customer's first token")
 }
 
 // check stops the run on an error.

@@ -26,7 +26,7 @@ type loadResults struct {
 
 // loadTargets are the load stage's reads, in the report's order.
 var loadTargets = []struct{ name, path string }{
-	{"kv", "kv/r"}, {"probe", "probe/token/r"}, {"aritma", "aritma/token/r"},
+	{"kv", "kv/r"}, {"probe", "probe/token/r"}, {"aritma", "aritma/token/r"}, {"creds", "aritma/creds/accounts/c"},
 }
 
 func stageLoad(c config, e *env) *loadResults {
@@ -40,7 +40,7 @@ func stageLoad(c config, e *env) *loadResults {
 		for _, t := range loadTargets {
 			e.runLoad(t.name, []string{t.path}, conc, dur/4, nil) // warm-up, not counted
 		}
-		e.revoke("probe/token/", "aritma/token/")
+		e.revoke("probe/token/", "aritma/token/", "aritma/creds/")
 		for round := range r.Rounds {
 			for i := range loadTargets {
 				t := loadTargets[(i+round)%len(loadTargets)] // a different target first each round
@@ -51,7 +51,7 @@ func stageLoad(c config, e *env) *loadResults {
 				}
 				r.Runs = append(r.Runs, rr)
 			}
-			e.revoke("probe/token/", "aritma/token/")
+			e.revoke("probe/token/", "aritma/token/", "aritma/creds/")
 		}
 		logf("  aritma: ×%.2f of the probe's reads/s", summarize(roundRatios(r.Runs, conc, "aritma", "probe")).Center)
 	}
