@@ -284,11 +284,11 @@ func perRole(g *growthResults) (rss, heap float64) {
 }
 
 var benchWhat = map[string]string{
-	bFloor:                       "framework floor: read `config`",
-	bHit:                         "read `token/r`, token cached",
-	bHandler:                     "the engine's read callback alone (no routing)",
-	bCoalesced + "/readers=64":   "64 readers arrive at an expired token (one op: all answered)",
-	bCoalesced + "/readers=1024": "1024 readers arrive at an expired token",
+	bFloor:                           "framework floor: read `config`",
+	bHit:                             "read `token/r`, token cached",
+	bHandler:                         "the engine's read callback alone (no routing)",
+	bCoalesced + "/readers=64":       "64 readers arrive at an expired token (one op: all answered)",
+	bCoalesced + "/readers=1024":     "1024 readers arrive at an expired token",
 	bCredHit:                         "read `creds/acct/c`, the customer's token cached",
 	bCredCoalesced + "/readers=1":    "1 reader at a customer's expired token (one op: one refresh)",
 	bCredCoalesced + "/readers=64":   "64 readers at a customer's expired token",
