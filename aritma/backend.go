@@ -58,9 +58,9 @@ type backend struct {
 	standbyCheckedAt   atomic.Int64 // UnixNano
 
 	// credentialsMu guards credentials: the cached access token of each
-	// bank customer's credential, by "<role>/<name>".
-	credentialsMu sync.Mutex
-	credentials   map[string]*credentialSource
+	// bank customer's credential.
+	credentialsMu sync.RWMutex
+	credentials   map[credentialID]*credentialSource
 
 	// writeMu serialises writes, so that a check such as "no role uses this
 	// environment" still holds when the write lands.
@@ -74,7 +74,7 @@ func newBackend() *backend {
 		sources:     make(map[string]*tokenSource),
 		retired:     make(map[string]*tokenSource),
 		httpClients: make(map[string]*http.Client),
-		credentials: make(map[string]*credentialSource),
+		credentials: make(map[credentialID]*credentialSource),
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -94,7 +94,7 @@ func newBackend() *backend {
 		// token/ comes first: the framework tries the patterns in order,
 		// and the token read is the hot path.
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathToken(b), pathConfig(b)},
+			[]*framework.Path{pathToken(b), pathCredRead(b), pathConfig(b)},
 			pathEnvironments(b),
 			pathRoles(b),
 			pathRoleKeys(b),

@@ -157,16 +157,27 @@ type credentialSource struct {
 	token atomic.Pointer[accessToken]
 	// minRemaining is the role's, from when the token was stored.
 	minRemaining atomic.Int64
+	// leaseData is every lease's internal data, made once.
+	leaseData map[string]interface{}
 }
 
+type credentialID struct{ role, name string }
+
 func (b *backend) credentialSource(role, name string) *credentialSource {
-	key := role + "/" + name
+	id := credentialID{role, name}
+	b.credentialsMu.RLock()
+	src := b.credentials[id]
+	b.credentialsMu.RUnlock()
+	if src != nil {
+		return src
+	}
 	b.credentialsMu.Lock()
 	defer b.credentialsMu.Unlock()
-	src := b.credentials[key]
-	if src == nil {
-		src = &credentialSource{}
-		b.credentials[key] = src
+	if src = b.credentials[id]; src == nil {
+		src = &credentialSource{leaseData: map[string]interface{}{
+			"secret_type": secretAccessTokenType, "role": role, "credential": name,
+		}}
+		b.credentials[id] = src
 	}
 	return src
 }
@@ -174,11 +185,10 @@ func (b *backend) credentialSource(role, name string) *credentialSource {
 // dropCredentials forgets the cached tokens of role's credentials (all of
 // them when name is ""), so that the next read loads them from storage.
 func (b *backend) dropCredentials(role, name string) {
-	b.credentialsMu.Lock()
-	defer b.credentialsMu.Unlock()
-	for key, src := range b.credentials {
-		r, n, _ := strings.Cut(key, "/")
-		if r == role && (name == "" || n == name) {
+	b.credentialsMu.RLock()
+	defer b.credentialsMu.RUnlock()
+	for id, src := range b.credentials {
+		if id.role == role && (name == "" || id.name == name) {
 			src.token.Store(nil)
 		}
 	}
@@ -350,10 +360,10 @@ func (c *credentialRequest) refreshWithRetries(ctx context.Context, refreshToken
 // credentialToken answers a read of a credential: its access token if it
 // has min_remaining (or want) left, else a renewed one. Concurrent readers
 // of a credential that needs renewing wait for one renewal.
-func (b *backend) credentialToken(ctx context.Context, s logical.Storage, mount, role, name string, want time.Duration) (*accessToken, time.Duration, []string, error) {
-	src := b.credentialSource(role, name)
+func (b *backend) credentialToken(ctx context.Context, s logical.Storage, src *credentialSource, mount, role, name string, want time.Duration) (*accessToken, time.Duration, []string, error) {
 	if tok := src.token.Load(); tok != nil {
-		if ttl, ok := leaseFor(tok, b.now(), want); ok && tok.reusable(b.now(), time.Duration(src.minRemaining.Load())) {
+		now := b.now()
+		if ttl, ok := leaseFor(tok, now, want); ok && tok.reusable(now, time.Duration(src.minRemaining.Load())) {
 			return tok, ttl, nil, nil
 		}
 	}

@@ -32,6 +32,45 @@ func withCredentialName(fields map[string]*framework.FieldSchema) map[string]*fr
 	return fields
 }
 
+// pathCredRead is creds/<role>/<name>, which the backend lists early: the
+// framework tries patterns in order, and reads of it are a hot path.
+func pathCredRead(b *backend) *framework.Path {
+	return &framework.Path{
+		// A plain character class, as token/'s: this is a hot path.
+		Pattern:      "creds/(?P<role>[\\w.-]+)/(?P<name>[\\w.-]+)$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "credential"},
+		Fields: withCredentialName(map[string]*framework.FieldSchema{
+			"min_remaining": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Read: ask for a token with at least this much life left.",
+				Query:       true,
+			},
+			"code":         {Type: framework.TypeString, Description: "Finish consent: the code of the bank's redirect.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+			"state":        {Type: framework.TypeString, Description: "Finish consent: the state of the bank's redirect."},
+			"iss":          {Type: framework.TypeString, Description: "Finish consent: the iss of the bank's redirect (RFC 9207), if it had one."},
+			"callback_url": {Type: framework.TypeString, Description: "Finish consent: the whole URL the bank redirected to, instead of code, state and iss.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+			"username":     {Type: framework.TypeString, Description: "Password grant: the customer's username at the bank."},
+			"password": {
+				Type:         framework.TypeString,
+				Description:  "Password grant: the customer's password, used once and discarded unless the role has keep_password. Write-only.",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+			},
+		}),
+		ExistenceCheck: b.credentialExists,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathCredRead,
+				Summary:  "The customer's access token, as a lease that lasts as long as the token.",
+			},
+			logical.CreateOperation: writeOperation(b.pathCredWrite, "Finish a consent (code and state, or callback_url), or run the password grant."),
+			logical.UpdateOperation: writeOperation(b.pathCredWrite, "Finish a consent (code and state, or callback_url), or run the password grant."),
+			logical.DeleteOperation: writeOperation(b.pathCredDelete, "Revoke the refresh token at the bank (best effort) and forget the credential."),
+		},
+		HelpSynopsis:    "A bank customer's credential: the access token for an API that acts for the customer.",
+		HelpDescription: pathCredHelpDescription,
+	}
+}
+
 func pathCreds(b *backend) []*framework.Path {
 	name := framework.GenericNameRegex("name")
 	role := framework.GenericNameRegex("role")
@@ -76,39 +115,6 @@ func pathCreds(b *backend) []*framework.Path {
 				},
 			},
 			HelpSynopsis:    "Show a bank customer's credential without its tokens.",
-			HelpDescription: pathCredHelpDescription,
-		},
-		{
-			Pattern:      "creds/" + role + "/" + name + "$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "credential"},
-			Fields: withCredentialName(map[string]*framework.FieldSchema{
-				"min_remaining": {
-					Type:        framework.TypeDurationSecond,
-					Description: "Read: ask for a token with at least this much life left.",
-					Query:       true,
-				},
-				"code":         {Type: framework.TypeString, Description: "Finish consent: the code of the bank's redirect.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
-				"state":        {Type: framework.TypeString, Description: "Finish consent: the state of the bank's redirect."},
-				"iss":          {Type: framework.TypeString, Description: "Finish consent: the iss of the bank's redirect (RFC 9207), if it had one."},
-				"callback_url": {Type: framework.TypeString, Description: "Finish consent: the whole URL the bank redirected to, instead of code, state and iss.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
-				"username":     {Type: framework.TypeString, Description: "Password grant: the customer's username at the bank."},
-				"password": {
-					Type:         framework.TypeString,
-					Description:  "Password grant: the customer's password, used once and discarded unless the role has keep_password. Write-only.",
-					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
-				},
-			}),
-			ExistenceCheck: b.credentialExists,
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathCredRead,
-					Summary:  "The customer's access token, as a lease that lasts as long as the token.",
-				},
-				logical.CreateOperation: writeOperation(b.pathCredWrite, "Finish a consent (code and state, or callback_url), or run the password grant."),
-				logical.UpdateOperation: writeOperation(b.pathCredWrite, "Finish a consent (code and state, or callback_url), or run the password grant."),
-				logical.DeleteOperation: writeOperation(b.pathCredDelete, "Revoke the refresh token at the bank (best effort) and forget the credential."),
-			},
-			HelpSynopsis:    "A bank customer's credential: the access token for an API that acts for the customer.",
 			HelpDescription: pathCredHelpDescription,
 		},
 		{
@@ -195,7 +201,10 @@ func (b *backend) pathCredRead(ctx context.Context, req *logical.Request, d *fra
 	if b.onPerformanceStandby() {
 		return nil, logical.ErrReadOnly
 	}
-	role, name := d.Get("role").(string), d.Get("name").(string)
+	// The captures are strings the framework has checked; d.Get would
+	// parse them again.
+	role, _ := d.Raw["role"].(string)
+	name, _ := d.Raw["name"].(string)
 	var want time.Duration
 	if v, ok := d.GetOk("min_remaining"); ok {
 		want = time.Duration(v.(int)) * time.Second
@@ -203,14 +212,15 @@ func (b *backend) pathCredRead(ctx context.Context, req *logical.Request, d *fra
 			return logical.ErrorResponse("min_remaining %v", err), nil
 		}
 	}
-	tok, ttl, warnings, err := b.credentialToken(ctx, req.Storage, req.MountPoint, role, name, want)
+	src := b.credentialSource(role, name)
+	tok, ttl, warnings, err := b.credentialToken(ctx, req.Storage, src, req.MountPoint, role, name, want)
 	if err != nil {
 		return nil, err
 	}
 	return &logical.Response{
 		Secret: &logical.Secret{
 			LeaseOptions: logical.LeaseOptions{TTL: ttl, MaxTTL: ttl, Renewable: false},
-			InternalData: map[string]interface{}{"secret_type": secretAccessTokenType, "role": role, "credential": name},
+			InternalData: src.leaseData,
 		},
 		Data:     tok.data,
 		Warnings: warnings,
