@@ -205,12 +205,9 @@ func (b *backend) pathCredRead(ctx context.Context, req *logical.Request, d *fra
 	// parse them again.
 	role, _ := d.Raw["role"].(string)
 	name, _ := d.Raw["name"].(string)
-	var want time.Duration
-	if v, ok := d.GetOk("min_remaining"); ok {
-		want = time.Duration(v.(int)) * time.Second
-		if err := validateDuration(want, 0, maxMinRemaining); err != nil {
-			return logical.ErrorResponse("min_remaining %v", err), nil
-		}
+	want, errResp := readMinRemaining(d)
+	if errResp != nil {
+		return errResp, nil
 	}
 	src := b.credentialSource(role, name)
 	tok, ttl, warnings, err := b.credentialToken(ctx, req.Storage, src, req.MountPoint, role, name, want)

@@ -50,12 +50,9 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	// The name is the path's capture, a string the framework has checked
 	// already; d.Get would parse it again.
 	name, _ := d.Raw["name"].(string)
-	var want time.Duration
-	if v, ok := d.GetOk("min_remaining"); ok {
-		want = time.Duration(v.(int)) * time.Second
-		if err := validateDuration(want, 0, maxMinRemaining); err != nil {
-			return logical.ErrorResponse("min_remaining %v", err), nil
-		}
+	want, errResp := readMinRemaining(d)
+	if errResp != nil {
+		return errResp, nil
 	}
 
 	src, errResp, err := b.tokenSource(ctx, req.Storage, name)
@@ -78,6 +75,19 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		Data:     tok.data,
 		Warnings: out.warnings,
 	}, nil
+}
+
+// readMinRemaining is a read's min_remaining parameter, 0 when not given.
+func readMinRemaining(d *framework.FieldData) (time.Duration, *logical.Response) {
+	v, ok := d.GetOk("min_remaining")
+	if !ok {
+		return 0, nil
+	}
+	want := time.Duration(v.(int)) * time.Second
+	if err := validateDuration(want, 0, maxMinRemaining); err != nil {
+		return 0, logical.ErrorResponse("min_remaining %v", err)
+	}
+	return want, nil
 }
 
 // leaseInternalData is what the lease keeps for its revocation: the role,

@@ -178,11 +178,17 @@ var reservedTokenParams = map[string]bool{
 }
 
 func validateTokenParams(params map[string]string) error {
+	return validateExtraParams(params, reservedTokenParams)
+}
+
+// validateExtraParams checks a role's extra request parameters: named, and
+// none of those the engine sends itself.
+func validateExtraParams(params map[string]string, reserved map[string]bool) error {
 	for key := range params {
 		if key == "" {
 			return errors.New("has an empty parameter name")
 		}
-		if reservedTokenParams[key] {
+		if reserved[key] {
 			return fmt.Errorf("may not set %q: the engine sends it (use the role's own field where there is one)", key)
 		}
 	}
@@ -281,13 +287,5 @@ var reservedAuthorizationParams = map[string]bool{
 }
 
 func validateAuthorizationParams(params map[string]string) error {
-	for key := range params {
-		if key == "" {
-			return errors.New("has an empty parameter name")
-		}
-		if reservedAuthorizationParams[key] {
-			return fmt.Errorf("may not set %q: the engine sends it", key)
-		}
-	}
-	return nil
+	return validateExtraParams(params, reservedAuthorizationParams)
 }

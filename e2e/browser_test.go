@@ -38,14 +38,7 @@ func TestE2E_CustomerConsentInABrowser(t *testing.T) {
 	v := startVaultDev(t)
 	callback := "http://" + v.Addr + "/v1/aritma/callback"
 	bank, client := consentBank(t, []string{callback}, kari)
-	v.registerPlugin(t, "v0.1.0")
-	v.enableAritma(t)
-	v.write(t, "aritma/environments/bank", map[string]interface{}{"issuer": bank.Issuer})
-	v.write(t, "aritma/roles/accounts", map[string]interface{}{
-		"environment": "bank", "client_id": client.ID, "client_secret": client.Secret,
-		"allowed_grant_types": "authorization_code", "consent_scopes": "bankservice offline_access",
-		"redirect_uris": callback,
-	})
+	v.setupAccounts(t, bank, client, "authorization_code", callback)
 	authURL := v.authorize(t, "kari")
 
 	// Flags for a closed network: without the background ones Chromium keeps

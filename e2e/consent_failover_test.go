@@ -18,14 +18,7 @@ func TestReliability_CustomerFailoverAfterRotation(t *testing.T) {
 	bank, client := consentBank(t, []string{appCallback}, kari)
 	c := startRaftCluster(t, 3)
 	leader := asVault(c.Nodes[0])
-	leader.registerPlugin(t, "v0.1.0")
-	leader.enableAritma(t)
-	leader.write(t, "aritma/environments/bank", map[string]interface{}{"issuer": bank.Issuer})
-	leader.write(t, "aritma/roles/accounts", map[string]interface{}{
-		"environment": "bank", "client_id": client.ID, "client_secret": client.Secret,
-		"allowed_grant_types": "authorization_code", "consent_scopes": "bankservice offline_access",
-		"redirect_uris": appCallback, "min_remaining": "5s",
-	})
+	leader.setupAccounts(t, bank, client, "authorization_code", appCallback)
 	redirect := consentAt(t, bank, leader.authorize(t, "kari"), kari, true)
 	leader.mustCLI(t, "write", "aritma/creds/accounts/kari", "callback_url="+redirect.String())
 

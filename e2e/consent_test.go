@@ -34,6 +34,21 @@ func consentBank(t *testing.T, redirectURIs []string, customers ...bankCustomer)
 	return startOAuthServerConfig(t, cfg), client
 }
 
+// setupAccounts mounts the engine on v, discovers the bank from its issuer,
+// and writes role accounts for the bank's client with the given grants and
+// redirect URIs.
+func (v *vaultServer) setupAccounts(t *testing.T, bank *oauthServer, client oauthClient, grants string, redirects ...string) {
+	t.Helper()
+	v.registerPlugin(t, "v0.1.0")
+	v.enableAritma(t)
+	v.write(t, "aritma/environments/bank", map[string]interface{}{"issuer": bank.Issuer})
+	v.write(t, "aritma/roles/accounts", map[string]interface{}{
+		"environment": "bank", "client_id": client.ID, "client_secret": client.Secret,
+		"allowed_grant_types": grants, "consent_scopes": "bankservice offline_access",
+		"redirect_uris": strings.Join(redirects, ","), "min_remaining": "5s",
+	})
+}
+
 // authorize starts a consent for creds/accounts/<name> and returns the
 // authorization URL.
 func (v *vaultServer) authorize(t *testing.T, name string, args ...string) string {
@@ -119,14 +134,7 @@ func TestE2E_CustomerConsent(t *testing.T) {
 	appCallback := "http://127.0.0.1:9/app/callback"
 	redirects := []string{callback, appCallback}
 	bank, client := consentBank(t, redirects, kari, ola, per)
-	v.registerPlugin(t, "v0.1.0")
-	v.enableAritma(t)
-	v.write(t, "aritma/environments/bank", map[string]interface{}{"issuer": bank.Issuer})
-	v.write(t, "aritma/roles/accounts", map[string]interface{}{
-		"environment": "bank", "client_id": client.ID, "client_secret": client.Secret,
-		"allowed_grant_types": "authorization_code,password", "consent_scopes": "bankservice offline_access",
-		"redirect_uris": strings.Join(redirects, ","), "min_remaining": "5s",
-	})
+	v.setupAccounts(t, bank, client, "authorization_code,password", redirects...)
 	secrets := map[string]string{"client secret": client.Secret, "kari's password": kari.password,
 		"ola's password": ola.password, "per's password": per.password}
 	stats := func() oauthStats { return bank.stats(t) }
