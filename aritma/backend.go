@@ -62,6 +62,10 @@ type backend struct {
 	credentialsMu sync.RWMutex
 	credentials   map[credentialID]*credentialSource
 
+	// statsMu guards stats, each role's counters on this node.
+	statsMu sync.Mutex
+	stats   map[string]*roleStats
+
 	// writeMu serialises writes, so that a check such as "no role uses this
 	// environment" still holds when the write lands.
 	writeMu sync.Mutex
@@ -75,6 +79,7 @@ func newBackend() *backend {
 		retired:     make(map[string]*tokenSource),
 		httpClients: make(map[string]*http.Client),
 		credentials: make(map[credentialID]*credentialSource),
+		stats:       make(map[string]*roleStats),
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),

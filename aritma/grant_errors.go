@@ -76,6 +76,11 @@ func parseRetryAfter(value string, now time.Time) time.Duration {
 
 // withNote appends to an error's message, keeping its HTTP status.
 func withNote(err error, note string) error {
+	if g, ok := err.(*grantError); ok {
+		noted := *g
+		noted.coded = logical.CodedError(g.Code(), g.Error()+note)
+		return &noted
+	}
 	if coded, ok := err.(logical.HTTPCodedError); ok {
 		return logical.CodedError(coded.Code(), err.Error()+note)
 	}
@@ -92,37 +97,70 @@ func upstreamError(msg string) error { return logical.CodedError(http.StatusBadG
 // request the server will refuse again.
 func refusalError(msg string) error { return logical.CodedError(http.StatusBadRequest, msg) }
 
+// Failure classes of a grant, as the role's status counts them.
+const (
+	failRefused = "refused" // the server refused the request (4xx other than 429)
+	failServer  = "server"  // the server failed (5xx, 429, a redirect, not a token response)
+	failNetwork = "network" // no answer: refused, reset, DNS, TLS
+	failTimeout = "timeout" // the time limit passed
+)
+
+var failureClasses = []string{failRefused, failServer, failNetwork, failTimeout}
+
+// grantError is a described grant failure: the reader's message and status,
+// and for the role's status its class and the server's error code and
+// description (scrubbed), never the request.
+type grantError struct {
+	coded       logical.HTTPCodedError
+	class       string
+	status      int // the server's HTTP status, 0 without an answer
+	code        string
+	description string
+}
+
+func (e *grantError) Error() string { return e.coded.Error() }
+func (e *grantError) Code() int     { return e.coded.Code() }
+
 // describeGrantError turns a failed grant into a message for the reader. It
 // carries the status and the server's RFC 6749 section 5.2 error and
 // error_description, never the request or the raw response body.
 // scrub cleans the text the server chose (error, error_description).
 func describeGrantError(err error, tokenURL string, timeout time.Duration, scrub func(string) string) error {
-	if _, ok := err.(logical.HTTPCodedError); ok {
-		return err // described already (parseToken)
+	if _, ok := err.(*grantError); ok {
+		return err
+	}
+	if coded, ok := err.(logical.HTTPCodedError); ok {
+		return &grantError{coded: coded, class: failServer} // described already (parseToken)
 	}
 	var rerr *oauth2.RetrieveError
 	if errors.As(err, &rerr) {
 		msg := describeRetrieveError(rerr, tokenURL, scrub)
-		if isRefusal(rerr) {
-			return refusalError(msg)
+		g := &grantError{class: failServer, code: scrub(rerr.ErrorCode), description: scrub(rerr.ErrorDescription)}
+		if rerr.Response != nil {
+			g.status = rerr.Response.StatusCode
 		}
-		return upstreamError(msg)
+		if isRefusal(rerr) {
+			g.coded, g.class = refusalError(msg).(logical.HTTPCodedError), failRefused
+		} else {
+			g.coded = upstreamError(msg).(logical.HTTPCodedError)
+		}
+		return g
 	}
 	var nerr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()) {
-		return logical.CodedError(http.StatusGatewayTimeout,
-			fmt.Sprintf("token request to %s timed out after %s", tokenURL, timeout))
+		return &grantError{class: failTimeout, coded: logical.CodedError(http.StatusGatewayTimeout,
+			fmt.Sprintf("token request to %s timed out after %s", tokenURL, timeout)).(logical.HTTPCodedError)}
 	}
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
-		return upstreamError(fmt.Sprintf("token request to %s failed: %v", tokenURL, uerr.Err))
+		return &grantError{class: failNetwork, coded: upstreamError(fmt.Sprintf("token request to %s failed: %v", tokenURL, uerr.Err)).(logical.HTTPCodedError)}
 	}
 	if rest, cut := answerCutShort(err); cut {
-		return upstreamError(fmt.Sprintf("token request to %s failed while reading the answer: %s", tokenURL, rest))
+		return &grantError{class: failNetwork, coded: upstreamError(fmt.Sprintf("token request to %s failed while reading the answer: %s", tokenURL, rest)).(logical.HTTPCodedError)}
 	}
 	// The oauth2 library's own parse errors ("oauth2: cannot parse json: ...").
-	return upstreamError(fmt.Sprintf("the answer from %s is not a valid token response: %s",
-		tokenURL, strings.TrimPrefix(err.Error(), "oauth2: ")))
+	return &grantError{class: failServer, coded: upstreamError(fmt.Sprintf("the answer from %s is not a valid token response: %s",
+		tokenURL, strings.TrimPrefix(err.Error(), "oauth2: "))).(logical.HTTPCodedError)}
 }
 
 // isRefusal tells a refusal of this client's request (4xx, or an OAuth error

@@ -122,6 +122,24 @@ func rolesUsingEnvironment(ctx context.Context, s logical.Storage, env string) (
 func pathRoles(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
+			Pattern: roleStoragePrefix + framework.GenericNameRegex("name") + "/status$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "role-status",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {Type: framework.TypeString, Description: "Name of the role.", Required: true},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathRoleStatus,
+					Summary:  "A role's grants, cache hits, failures, last error, token expiry and pause on this node.",
+				},
+			},
+			HelpSynopsis:    "Show what a role's grants did on this node.",
+			HelpDescription: pathRoleStatusHelp,
+		},
+		{
 			Pattern: roleStoragePrefix + "?$",
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
@@ -270,12 +288,37 @@ func (b *backend) roleExists(ctx context.Context, req *logical.Request, d *frame
 	return role != nil, err
 }
 
+// pathRolesList lists roles; -detailed shows each one's status on this node.
 func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	names, err := req.Storage.List(ctx, roleStoragePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing roles: %w", err)
 	}
-	return logical.ListResponse(names), nil
+	info := map[string]interface{}{}
+	now := b.now()
+	for _, name := range names {
+		role, err := getRole(ctx, req.Storage, name)
+		if err != nil {
+			return nil, err
+		}
+		if role != nil {
+			src, _ := b.cachedSource(name)
+			info[name] = b.statsFor(name).status(src, role, now)
+		}
+	}
+	return logical.ListResponseWithInfo(names, info), nil
+}
+
+// pathRoleStatus is a role's status on this node: what its grants did
+// since the plugin started there, never a token or a secret.
+func (b *backend) pathRoleStatus(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil || role == nil {
+		return nil, err
+	}
+	src, _ := b.cachedSource(name)
+	return &logical.Response{Data: b.statsFor(name).status(src, role, b.now())}, nil
 }
 
 func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -600,6 +643,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	b.dropRoleSource(name)
 	b.forgetRetiredSource(name)
 	b.dropCredentials(name, "")
+	b.forgetStats(name)
 	return nil, nil
 }
 
@@ -640,4 +684,16 @@ on, and deleting the role, drops the role's cached token, so the next read
 uses the new settings; a change to its signing keys alone keeps it.
 
 min_remaining: ` + minRemainingHelp + `
+`
+
+const pathRoleStatusHelp = `
+roles/<name>/status shows, for this node and since the plugin started on it
+(since, node): the grants made, the cache hits, the failures by class
+(refused: the server refused, 4xx other than 429; server: 5xx, 429, or not a
+token response; network; timeout), the last error with the server's status,
+error and error_description, the latency and time of the last grant, the
+current token's expiry and when the first read after token_replaced_after
+will replace it, the failure pause (failures in a row, until when), and for
+private_key_jwt the current and next key. Never a token or a secret.
+list -detailed on roles/ shows the same for every role.
 `

@@ -85,6 +85,7 @@ func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentE
 		minRemaining:     role.MinRemaining,
 		perLease:         role.TokenPerLease,
 		settings:         grantSettings(role, env, cfg),
+		stats:            b.statsFor(name),
 		now:              b.now,
 		logger:           b.Logger(),
 	}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,8 @@ type tokenSource struct {
 	pause   grantPause
 	// deliverableNanos is what learn records (a time.Duration).
 	deliverableNanos atomic.Int64
+	// stats are the role's counters, shared by its sources over time.
+	stats *roleStats
 }
 
 // grantSettings digests everything a role's grants depend on: the role
@@ -100,6 +103,13 @@ func (p *grantPause) check(now time.Time) error {
 	}
 	return withNote(p.lastErr, fmt.Sprintf(" (%d failed in a row; the next request to the server is allowed at %s)",
 		p.failures, p.until.UTC().Format(time.RFC3339)))
+}
+
+// state is how many grants failed in a row and until when the pause lasts.
+func (p *grantPause) state() (int, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failures, p.until
 }
 
 func (p *grantPause) record(now time.Time, err error) {
@@ -176,6 +186,7 @@ func (s *tokenSource) token(ctx context.Context, want time.Duration) (handout, e
 		now := s.now()
 		if t := s.current.Load(); t != nil && t.reusable(now, s.minRemaining) {
 			if ttl, ok := leaseFor(t, now, want); ok {
+				s.stats.cacheHits.Add(1)
 				return handout{token: t, ttl: ttl}, nil
 			}
 		}
@@ -298,8 +309,6 @@ func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightRe
 		return flightResult{}, err
 	}
 	s.current.Store(t)
-	s.logger.Debug("token issued", "role", s.role, "environment", s.environment,
-		"lifetime", t.lifetime().Round(time.Second).String(), "scope", t.scope)
 	return flightResult{token: t, fresh: true}, nil
 }
 
@@ -309,18 +318,36 @@ func (s *tokenSource) fetch(ctx context.Context) (*accessToken, error) {
 	if err := s.pause.check(s.now()); err != nil {
 		return nil, err
 	}
+	sentAt := s.now()
 	t, err := s.grant.fetch(ctx, s.now)
 	receivedAt := s.now()
+	latency := receivedAt.Sub(sentAt)
 	if ctx.Err() == nil {
 		// A per-lease reader that went away is no failure of the server.
 		s.pause.record(receivedAt, err)
 	}
 	if err != nil {
-		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment, "error", err.Error())
+		s.stats.recordFailure(receivedAt, err)
+		failures, until := s.pause.state()
+		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment,
+			"outcome", classOf(err), "latency", latency.Round(time.Millisecond).String(),
+			"failures_in_a_row", failures, "paused_until", until.UTC().Format(time.RFC3339), "error", err.Error())
 		return nil, err
 	}
+	s.stats.recordGrant(receivedAt, latency)
+	s.logger.Info("token issued", "role", s.role, "environment", s.environment, "outcome", "granted",
+		"latency", latency.Round(time.Millisecond).String(), "lifetime", t.lifetime().Round(time.Second).String())
 	s.learn(t, receivedAt)
 	return t, nil
+}
+
+// classOf is a grant error's failure class.
+func classOf(err error) string {
+	var g *grantError
+	if errors.As(err, &g) {
+		return g.class
+	}
+	return failServer
 }
 
 // fallback answers a failed grant: with the cached token if it still meets
