@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -86,7 +87,7 @@ func snapshot(t *testing.T, s logical.Storage) map[string]string {
 }
 
 // Storage errors on every read, write, delete and list of config,
-// environments and roles give the caller an error naming what failed, and
+// environments, roles and customer credentials give the caller an error naming what failed, and
 // leave the stored data as it was.
 func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 	type call struct {
@@ -109,6 +110,11 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 		"list roles":         {logical.ListOperation, "roles/", nil},
 		"rotate key":         {logical.UpdateOperation, "roles/k/keys/rotate", nil},
 		"read token":         {logical.ReadOperation, "token/r", nil},
+		"read credential":    {logical.ReadOperation, "creds/acct/kari", nil},
+		"credential status":  {logical.ReadOperation, "creds/acct/kari/status", nil},
+		"list credentials":   {logical.ListOperation, "creds/acct/", nil},
+		"delete credential":  {logical.DeleteOperation, "creds/acct/kari", nil},
+		"start consent":      {logical.UpdateOperation, "creds/acct/kari/authorize", nil},
 	}
 	injected, intact := 0, 0
 	var hitless sync.Map
@@ -124,6 +130,17 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 				e.mustWrite(t, "roles/r", map[string]interface{}{"environment": "bank", "client_id": "c", "client_secret": testClientSecret})
 				e.mustWrite(t, "roles/k", map[string]interface{}{"environment": "bank", "client_id": "k", "auth_method": "private_key_jwt", "signing_algorithm": "ES256"})
 				e.mustWrite(t, "config", map[string]interface{}{"default_environment": "bank"})
+				// A bank customer's credential, its token stored and valid.
+				e.mustWrite(t, "roles/acct", map[string]interface{}{"environment": "bank", "client_id": "a", "client_secret": testClientSecret,
+					"allowed_grant_types": "authorization_code", "redirect_uris": "https://app.example/cb"})
+				e.mustWrite(t, "environments/bank", map[string]interface{}{"authorization_url": srv.URL + "/authorize", "revocation_url": srv.URL + "/revoke"})
+				now := e.clock.Now()
+				if err := putCredential(context.Background(), storage.Storage, "acct", "kari", &credentialEntry{
+					GrantType: grantAuthorizationCode, ClientID: "a", RefreshToken: "refresh-kept", Status: credActive,
+					Access: &storedToken{Value: "access-kept", Type: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
+				}); err != nil {
+					t.Fatal(err)
+				}
 				before := snapshot(t, storage.Storage)
 
 				storage.armed.Store(true)
@@ -170,6 +187,12 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 		"list roles/put": true, "list roles/delete": true,
 		"rotate key/delete": true, "rotate key/list": true,
 		"read token/put": true, "read token/delete": true, "read token/list": true,
+		// A stored token that is still good: the read writes nothing.
+		"read credential/put": true, "read credential/delete": true, "read credential/list": true,
+		"credential status/put": true, "credential status/delete": true, "credential status/list": true,
+		"list credentials/put": true, "list credentials/delete": true,
+		"delete credential/put": true, "delete credential/list": true,
+		"start consent/delete": true, "start consent/list": true,
 	}
 	hitless.Range(func(k, _ any) bool {
 		if !wantHitless[k.(string)] {
