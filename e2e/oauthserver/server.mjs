@@ -42,8 +42,14 @@ function shutdown() {
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 
+// Start-up steps go to the log, so that a start that stalls (seen in CI,
+// not reproduced) shows where.
+const started = Date.now();
+const step = (what) => console.error(`oauthserver: ${what} (${Date.now() - started} ms)`);
 const { default: Provider, errors } = await import('oidc-provider');
+step('oidc-provider loaded');
 const { createLocalJWKSet, jwtVerify } = await import('jose');
+step('jose loaded');
 
 const SCOPES = ['api', 'bankservice', 'IDENTITY'];
 const DAY = 24 * 60 * 60;
@@ -181,6 +187,7 @@ server = tls
   : http.createServer((req, res) => handler(req, res));
 server.on('error', (err) => fail(`listen: ${err.message}`));
 await new Promise((resolve) => { server.listen(port, '127.0.0.1', resolve); });
+step(`listening on port ${server.address().port}`);
 const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
 
 // One resource server stands for "the bank API". It is always the default
@@ -200,6 +207,7 @@ const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
 // are always opaque).
 const RESOURCE = `${issuer}/api`;
 const keys = signingKeys();
+step('signing key made');
 const verifyKeys = createLocalJWKSet(keys.publicJWKS);
 
 function resourceServerInfo(client) {
@@ -669,6 +677,7 @@ handler = (req, res) => {
   return providerCallback(req, res);
 };
 
+step('ready');
 process.stdout.write(`${JSON.stringify({
   issuer,
   authorization_endpoint: `${issuer}/connect/authorize`,
