@@ -124,16 +124,6 @@ func (g *grantClient) passwordGrant(ctx context.Context, username, password stri
 	return g.consentRequest(ctx, form, scopes, now)
 }
 
-// oauthErrorCode is the RFC 6749 section 5.2 error code of a refused
-// request, or "".
-func oauthErrorCode(err error) string {
-	var rerr *oauth2.RetrieveError
-	if errors.As(err, &rerr) {
-		return rerr.ErrorCode
-	}
-	return ""
-}
-
 // refreshRetryable reports whether a failed refresh may be sent again with
 // the same refresh token: the server answered 5xx or 429 (it processed
 // nothing, or says so), or the connection was never made. A connection that

@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
 )
 
 const (
@@ -159,6 +160,12 @@ type credentialSource struct {
 	minRemaining atomic.Int64
 	// leaseData is every lease's internal data, made once.
 	leaseData map[string]interface{}
+	// flight shares one renewal among the readers that need it, pause
+	// holds renewals back after failures, and deliverable is what the last
+	// new token had left when it arrived (a time.Duration).
+	flight      singleflight.Group
+	pause       grantPause
+	deliverable atomic.Int64
 }
 
 type credentialID struct{ role, name string }
@@ -183,13 +190,15 @@ func (b *backend) credentialSource(role, name string) *credentialSource {
 }
 
 // dropCredentials forgets the cached tokens of role's credentials (all of
-// them when name is ""), so that the next read loads them from storage.
+// them when name is ""), so that the next read loads them from storage, and
+// ends their failure pauses.
 func (b *backend) dropCredentials(role, name string) {
 	b.credentialsMu.RLock()
 	defer b.credentialsMu.RUnlock()
 	for id, src := range b.credentials {
 		if id.role == role && (name == "" || id.name == name) {
 			src.token.Store(nil)
+			src.pause.record(time.Time{}, nil) // a change may be what the failures needed
 		}
 	}
 }
@@ -207,6 +216,7 @@ type credentialRequest struct {
 // that the role takes customer credentials. A missing role or environment
 // is the caller's error response.
 func (b *backend) loadCredentialRequest(ctx context.Context, s logical.Storage, mount, role, name string, grants ...string) (*credentialRequest, *logical.Response, error) {
+	generation := b.currentGeneration()
 	r, err := getRole(ctx, s, role)
 	if err != nil {
 		return nil, nil, err
@@ -229,9 +239,13 @@ func (b *backend) loadCredentialRequest(ctx context.Context, s logical.Storage, 
 	if err != nil {
 		return nil, nil, err
 	}
-	grant, _, err := b.newGrantClient(role, r, env, cfg)
+	grant, shared, err := b.newGrantClient(role, r, env, cfg)
 	if err != nil {
 		return nil, logical.ErrorResponse("role %q: %v", role, err), nil
+	}
+	if shared {
+		// Renewals reuse the environment's connections, as token reads do.
+		b.shareHTTPClient(r.Environment, grant.httpClient, generation)
 	}
 	return &credentialRequest{role: role, name: name, roleEntry: r, env: env, grant: grant, mount: mount}, nil, nil
 }
@@ -358,8 +372,10 @@ func (c *credentialRequest) refreshWithRetries(ctx context.Context, refreshToken
 }
 
 // credentialToken answers a read of a credential: its access token if it
-// has min_remaining (or want) left, else a renewed one. Concurrent readers
-// of a credential that needs renewing wait for one renewal.
+// has min_remaining (or want) left, else a renewed one. Readers that find
+// it too old share one renewal, and its failure; after a failure the
+// credential pauses as a role's grants do (grantPause); and a want that the
+// bank's tokens have shown they cannot meet is refused before any refresh.
 func (b *backend) credentialToken(ctx context.Context, s logical.Storage, src *credentialSource, mount, role, name string, want time.Duration) (*accessToken, time.Duration, []string, error) {
 	if tok := src.token.Load(); tok != nil {
 		now := b.now()
@@ -367,59 +383,108 @@ func (b *backend) credentialToken(ctx context.Context, s logical.Storage, src *c
 			return tok, ttl, nil, nil
 		}
 	}
+	if d := time.Duration(src.deliverable.Load()); want > 0 && d > 0 && want > d {
+		return nil, 0, nil, tooShortLived(role, name, want, d)
+	}
+	// The renewal runs without the reader's cancellation: other readers
+	// share it, and a rotated refresh token must be stored either way.
+	ch := src.flight.DoChan(want.String(), func() (any, error) {
+		return b.loadOrRenew(context.WithoutCancel(ctx), s, src, mount, role, name, want)
+	})
+	var res singleflight.Result
+	select {
+	case <-ctx.Done():
+		return nil, 0, nil, ctx.Err()
+	case res = <-ch:
+	}
+	if res.Err != nil {
+		return nil, 0, nil, res.Err
+	}
+	got := res.Val.(credentialHandout)
+	// Each reader's lease from its own reading of the clock.
+	ttl, ok := leaseFor(got.token, b.now(), want)
+	if !ok {
+		return nil, 0, nil, tooShortLived(role, name, want, got.token.expiresAt.Sub(b.now()))
+	}
+	return got.token, ttl, got.warnings, nil
+}
+
+// credentialHandout is what a shared renewal gives its readers.
+type credentialHandout struct {
+	token    *accessToken
+	warnings []string
+}
+
+// tooShortLived answers a reader whose min_remaining the customer's tokens
+// cannot meet: 400, which no retry would change.
+func tooShortLived(role, name string, want, deliverable time.Duration) error {
+	if want < time.Second {
+		return upstreamError(fmt.Sprintf("credential %q of role %q: the bank's token arrived with less than a second left", name, role))
+	}
+	return refusalError(fmt.Sprintf("the bank's tokens for credential %q of role %q live %s, less than the min_remaining asked for (%s)",
+		name, role, deliverable.Round(time.Second), want))
+}
+
+// loadOrRenew runs inside the shared renewal: it loads the credential and
+// hands out its stored token if that has enough life left, or renews it.
+func (b *backend) loadOrRenew(ctx context.Context, s logical.Storage, src *credentialSource, mount, role, name string, want time.Duration) (credentialHandout, error) {
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	c, errResp, err := b.loadCredentialRequest(ctx, s, mount, role, name, grantAuthorizationCode, grantPassword)
 	if err != nil {
-		return nil, 0, nil, err
+		return credentialHandout{}, err
 	}
 	if errResp != nil {
-		return nil, 0, nil, refusalError(errResp.Error().Error())
+		return credentialHandout{}, refusalError(errResp.Error().Error())
 	}
-	minRemaining := max(c.roleEntry.MinRemaining, want)
 	src.minRemaining.Store(int64(c.roleEntry.MinRemaining))
 	cred, err := getCredential(ctx, s, role, name)
 	if err != nil {
-		return nil, 0, nil, err
+		return credentialHandout{}, err
 	}
 	if cred == nil {
-		return nil, 0, nil, refusalError(fmt.Sprintf("credential %q of role %q does not exist; %s", name, role, c.consentHint()))
+		return credentialHandout{}, refusalError(fmt.Sprintf("credential %q of role %q does not exist; %s", name, role, c.consentHint()))
 	}
-	switch cred.Status {
-	case credNeedsConsent:
+	if cred.Status == credNeedsConsent {
 		reason := "the bank refused its refresh token"
 		if cred.LastError != nil {
 			reason = cred.LastError.Message
 		}
-		return nil, 0, nil, refusalError(fmt.Sprintf("credential %q of role %q needs consent (%s); %s", name, role, reason, c.consentHint()))
+		return credentialHandout{}, refusalError(fmt.Sprintf("credential %q of role %q needs consent (%s); %s", name, role, reason, c.consentHint()))
 	}
 	now := b.now()
 	if cred.Access != nil {
 		tok := cred.Access.accessToken()
-		if ttl, ok := leaseFor(tok, now, want); ok && tok.reusable(now, minRemaining) {
+		if _, ok := leaseFor(tok, now, want); ok && tok.reusable(now, max(c.roleEntry.MinRemaining, want)) {
 			src.token.Store(tok)
-			return tok, ttl, nil, nil
+			return credentialHandout{token: tok}, nil
 		}
+	}
+	if err := src.pause.check(now); err != nil {
+		return storedFallback(cred, now, want, err)
 	}
 	tok, err := b.renew(ctx, s, c, cred)
+	receivedAt := b.now()
+	src.pause.record(receivedAt, err)
 	if err != nil {
-		// A failing bank: the stored token, while it lives, with a warning.
-		if cred.Status == credFailing && cred.Access != nil {
-			old := cred.Access.accessToken()
-			if ttl, ok := leaseFor(old, b.now(), want); ok {
-				return old, ttl, []string{"the bank failed to renew the customer's token; this one expires at " +
-					old.expiresAt.UTC().Format(time.RFC3339) + ": " + err.Error()}, nil
-			}
-		}
-		return nil, 0, nil, err
+		return storedFallback(cred, receivedAt, want, err)
 	}
-	ttl, ok := leaseFor(tok, b.now(), want)
-	if !ok {
-		return nil, 0, nil, refusalError(fmt.Sprintf("the bank's tokens for credential %q of role %q live %s, less than the min_remaining asked for (%s)",
-			name, role, tok.lifetime().Round(time.Second), want))
-	}
+	src.deliverable.Store(int64(tok.expiresAt.Sub(receivedAt)))
 	src.token.Store(tok)
-	return tok, ttl, nil, nil
+	return credentialHandout{token: tok}, nil
+}
+
+// storedFallback answers a renewal that failed at a failing bank with the
+// stored token while it lives, with a warning; otherwise with the error.
+func storedFallback(cred *credentialEntry, now time.Time, want time.Duration, err error) (credentialHandout, error) {
+	if cred.Status == credFailing && cred.Access != nil {
+		old := cred.Access.accessToken()
+		if _, ok := leaseFor(old, now, want); ok {
+			return credentialHandout{token: old, warnings: []string{"the bank failed to renew the customer's token; this one expires at " +
+				old.expiresAt.UTC().Format(time.RFC3339) + ": " + err.Error()}}, nil
+		}
+	}
+	return credentialHandout{}, err
 }
 
 // consentOutcome is what the bank's redirect brought back.

@@ -31,6 +31,7 @@ type fakeBank struct {
 	issued     int
 	reuses     int
 	refuseWith string // an error code the refresh grant answers, if set
+	failWith   int    // an HTTP status (5xx) the refresh grant answers, if set
 	noRefresh  bool   // issue no refresh tokens
 	tokenType  string // token_type of access tokens (default Bearer)
 	expiresIn  int
@@ -107,6 +108,8 @@ func (b *fakeBank) serve(w http.ResponseWriter, r *http.Request, _ int) {
 		}
 		rt := r.PostForm.Get("refresh_token")
 		switch {
+		case b.failWith != 0:
+			w.WriteHeader(b.failWith)
 		case b.refuseWith != "":
 			refuse(b.refuseWith)
 		case b.spent[rt]:
@@ -441,8 +444,10 @@ func TestCreds_InvalidClientKeepsTheRefreshToken(t *testing.T) {
 	if cred := e.storedCredential(t, "kari"); cred.Status != credClientError || cred.RefreshToken != before {
 		t.Errorf("credential status %s, refresh token kept %v", cred.Status, cred.RefreshToken == before)
 	}
-	// Once the client is fixed, the same refresh token works.
+	// Once the client is fixed (and the failure pause is over), the same
+	// refresh token works.
 	bank.refuseWith = ""
+	e.clock.Advance(minGrantPause)
 	if resp, err := e.readCredential(t, "kari"); err != nil || resp.IsError() {
 		t.Errorf("read after the fix: %v %v", err, respError(resp))
 	}
@@ -682,6 +687,7 @@ func TestCreds_RefreshTokenKeptWhenTheAccessTokenIsRefused(t *testing.T) {
 		t.Fatal("the rotated refresh token was not kept")
 	}
 	bank.tokenType = ""
+	e.clock.Advance(minGrantPause) // past the failure pause
 	if resp, err := e.readCredential(t, "kari"); err != nil || resp.IsError() {
 		t.Errorf("the next read, with the kept token: %v %v", err, respError(resp))
 	}
@@ -707,5 +713,109 @@ func TestCreds_CustomerSettingsKeepTheCachedToken(t *testing.T) {
 	}
 	if got := e.do(t, logical.ReadOperation, "roles/r", nil).Data["allowed_grant_types"]; fmt.Sprint(got) != "[client_credentials]" {
 		t.Errorf("allowed_grant_types reads %v", got)
+	}
+}
+
+// A reader asking for more life than the bank's tokens have gets 400, and
+// so do the readers after it, for one refresh in all: the refused reads do
+// not spend the customer's rotating refresh tokens one by one.
+func TestCreds_ImpossibleMinRemainingCostsOneRefresh(t *testing.T) {
+	e := newTestEnv(t)
+	bank := newFakeBank(t)
+	e.setupConsentRole(t, bank, nil)
+	e.consent(t, bank, "kari")
+	for i := range 10 {
+		_, err := e.request(logical.ReadOperation, "creds/acct/kari", map[string]interface{}{"min_remaining": "1h"})
+		if err == nil || !strings.Contains(err.Error(), "less than the min_remaining asked for") {
+			t.Fatalf("read %d with min_remaining=1h: %v, want the 400 saying the tokens live less", i, err)
+		}
+	}
+	if got := bank.grantsOf("refresh_token"); got != 1 {
+		t.Errorf("10 impossible reads made %d refreshes, want 1", got)
+	}
+	if resp, err := e.readCredential(t, "kari"); err != nil || resp.IsError() {
+		t.Errorf("a read without min_remaining: %v %v", err, respError(resp))
+	}
+}
+
+// Fifty readers at an expired token meet a slow, failing bank: they share
+// one renewal (with its retries) and its failure, and the reads during the
+// pause that follows reach the bank not at all.
+func TestCreds_ManyReadersAtAFailingBank(t *testing.T) {
+	e := newTestEnv(t)
+	bank := newFakeBank(t)
+	e.setupConsentRole(t, bank, nil)
+	e.consent(t, bank, "kari")
+	e.clock.Advance(time.Hour)
+	bank.failWith = http.StatusServiceUnavailable
+	bank.onRefresh = func() { time.Sleep(50 * time.Millisecond) }
+	before := bank.count()
+	var wg sync.WaitGroup
+	failed := make(chan error, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.readCredential(t, "kari"); err != nil {
+				failed <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(failed)
+	if len(failed) != 50 {
+		t.Errorf("%d of 50 reads failed, want all: the bank failed and the stored token had expired", len(failed))
+	}
+	if got := bank.count() - before; got > 1+maxGrantRetries {
+		t.Errorf("50 readers sent %d refreshes, want at most %d (one renewal and its retries)", got, 1+maxGrantRetries)
+	}
+	during := bank.count()
+	for range 10 {
+		_, _ = e.readCredential(t, "kari")
+	}
+	if bank.count() != during {
+		t.Errorf("reads during the failure pause sent %d refreshes", bank.count()-during)
+	}
+	if bank.reuses != 0 {
+		t.Errorf("%d refresh tokens reused", bank.reuses)
+	}
+}
+
+// The clock moves while the bank answers a refresh: the lease is what the
+// new token has left when the answer is made, not when it was asked for.
+func TestCreds_ClockMovesDuringTheRefresh(t *testing.T) {
+	e := newTestEnv(t)
+	bank := newFakeBank(t)
+	e.setupConsentRole(t, bank, nil)
+	e.consent(t, bank, "kari")
+	e.clock.Advance(time.Hour)
+	bank.onRefresh = func() { e.clock.Advance(30 * time.Second) }
+	resp, err := e.readCredential(t, "kari")
+	if err != nil || resp.IsError() {
+		t.Fatalf("read: %v %v", err, respError(resp))
+	}
+	expires, _ := time.Parse(time.RFC3339, resp.Data["expires_at"].(string))
+	if left := expires.Sub(e.clock.Now()); resp.Secret.TTL > left || resp.Secret.TTL < left-time.Second {
+		t.Errorf("lease %s, but the token has %s left when the answer is made", resp.Secret.TTL, left)
+	}
+}
+
+// A credential's consent and renewals share the environment's connections:
+// each renewal does not build a client (and a connection) of its own.
+func TestCreds_RenewalsShareTheEnvironmentsConnections(t *testing.T) {
+	e := newTestEnv(t)
+	bank := newFakeBank(t)
+	e.setupConsentRole(t, bank, nil)
+	e.consent(t, bank, "kari")
+	for range 2 {
+		e.clock.Advance(time.Hour)
+		if resp, err := e.readCredential(t, "kari"); err != nil || resp.IsError() {
+			t.Fatalf("read: %v %v", err, respError(resp))
+		}
+	}
+	for i := 1; i < bank.count(); i++ {
+		if got, first := bank.request(i).RemoteAddr, bank.request(0).RemoteAddr; got != first {
+			t.Errorf("request %d came from %s, the exchange from %s: a new connection", i, got, first)
+		}
 	}
 }

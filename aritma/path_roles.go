@@ -288,7 +288,9 @@ func (b *backend) roleExists(ctx context.Context, req *logical.Request, d *frame
 	return role != nil, err
 }
 
-// pathRolesList lists roles; -detailed shows each one's status on this node.
+// pathRolesList lists roles; -detailed shows each one's status on this
+// node, from memory alone (the keys are in roles/<name>/status), so that a
+// list costs one storage call however many roles there are.
 func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	names, err := req.Storage.List(ctx, roleStoragePrefix)
 	if err != nil {
@@ -297,14 +299,8 @@ func (b *backend) pathRolesList(ctx context.Context, req *logical.Request, _ *fr
 	info := map[string]interface{}{}
 	now := b.now()
 	for _, name := range names {
-		role, err := getRole(ctx, req.Storage, name)
-		if err != nil {
-			return nil, err
-		}
-		if role != nil {
-			src, _ := b.cachedSource(name)
-			info[name] = b.statsFor(name).status(src, role, now)
-		}
+		src, _ := b.cachedSource(name)
+		info[name] = b.statsFor(name).status(src, nil, now)
 	}
 	return logical.ListResponseWithInfo(names, info), nil
 }
@@ -695,5 +691,5 @@ error and error_description, the latency and time of the last grant, the
 current token's expiry and when the first read after token_replaced_after
 will replace it, the failure pause (failures in a row, until when), and for
 private_key_jwt the current and next key. Never a token or a secret.
-list -detailed on roles/ shows the same for every role.
+list -detailed on roles/ shows the same for every role, without the keys.
 `

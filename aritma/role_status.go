@@ -86,7 +86,8 @@ var nodeName = sync.OnceValue(func() string {
 
 // status is the role's status data: its counters, the current token's
 // expiry and when it will be replaced, the failure pause, and for
-// private_key_jwt the current and next key. Never a token or a secret.
+// private_key_jwt the current and next key (role nil: without them). Never
+// a token or a secret.
 func (st *roleStats) status(src *tokenSource, role *roleEntry, now time.Time) map[string]interface{} {
 	failures := map[string]interface{}{}
 	for i, class := range failureClasses {
@@ -123,7 +124,7 @@ func (st *roleStats) status(src *tokenSource, role *roleEntry, now time.Time) ma
 		}
 		data["pause"] = pause
 	}
-	if len(role.Keys) > 0 {
+	if role != nil && len(role.Keys) > 0 {
 		current := signingKeyAt(role.Keys, now)
 		for i, k := range role.Keys {
 			switch {

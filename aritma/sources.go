@@ -178,11 +178,39 @@ func (b *backend) storeSource(role string, src *tokenSource, generation uint64) 
 			delete(b.retired, role)
 		}
 		b.sources[role] = src
-		if src.sharedHTTPClient && b.httpClients[src.environment] == nil {
-			b.httpClients[src.environment] = src.grant.httpClient
+		if src.sharedHTTPClient {
+			b.shareHTTPClientLocked(src.environment, src.grant.httpClient)
 		}
 	}
 	return src
+}
+
+// shareHTTPClientLocked keeps client as environment's, for its roles and
+// credentials to share connections, unless it has one already. The caller
+// holds sourcesMu and has checked that storage did not change since the
+// client was built.
+func (b *backend) shareHTTPClientLocked(environment string, client *http.Client) {
+	if b.httpClients[environment] == nil {
+		b.httpClients[environment] = client
+	}
+}
+
+// shareHTTPClient is shareHTTPClientLocked for a client built from storage
+// read at generation.
+func (b *backend) shareHTTPClient(environment string, client *http.Client, generation uint64) {
+	b.sourcesMu.Lock()
+	defer b.sourcesMu.Unlock()
+	if b.generation == generation {
+		b.shareHTTPClientLocked(environment, client)
+	}
+}
+
+// currentGeneration is the generation to hand to shareHTTPClient for what
+// is read from storage after it.
+func (b *backend) currentGeneration() uint64 {
+	b.sourcesMu.RLock()
+	defer b.sourcesMu.RUnlock()
+	return b.generation
 }
 
 // dropRoleSource is called when the role's storage changes: the source is

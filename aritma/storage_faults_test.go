@@ -184,7 +184,7 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 		"write role/delete": true, "write role/list": true,
 		"create role/delete": true, "create role/list": true,
 		"delete role/get": true, "delete role/put": true,
-		"list roles/put": true, "list roles/delete": true,
+		"list roles/get": true, "list roles/put": true, "list roles/delete": true,
 		"rotate key/delete": true, "rotate key/list": true,
 		"read token/put": true, "read token/delete": true, "read token/list": true,
 		// A stored token that is still good: the read writes nothing.

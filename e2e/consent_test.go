@@ -245,6 +245,7 @@ func TestE2E_CustomerConsent(t *testing.T) {
 	if s := stats(); s.RefreshReuseDetected != 0 || s.DroppedResponses != 1 {
 		t.Errorf("after the dropped response: reuses %d, dropped %d; want 0 and 1", s.RefreshReuseDetected, s.DroppedResponses)
 	}
+	time.Sleep(2 * time.Second) // the failure pause (minGrantPause) holds renewals back
 	_, out, err = v.readCredential(t, "ola", "min_remaining=28")
 	if err == nil || !strings.Contains(out, "needs consent") {
 		t.Errorf("the read after the lost rotation: %v\n%s", err, out)
