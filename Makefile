@@ -15,7 +15,7 @@ LDFLAGS    := -X github.com/aritma/vault-plugin-secrets-aritma/aritma.Version=$(
 OAUTH_DIR  := e2e/oauthserver
 OAUTH_DEPS := $(OAUTH_DIR)/node_modules/.package-lock.json
 
-.PHONY: help build vault oauth-server demo test check unit fuzz e2e reliability fmt clean
+.PHONY: help build vault prometheus oauth-server demo test check unit fuzz e2e reliability fmt clean
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## / { printf "  make %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -27,6 +27,11 @@ build: ## the plugin, into bin/plugins/ (VERSION=v0.1.0)
 # the first time).
 vault: ## the pinned Vault server, built once into the per-user cache
 	@scripts/build-vault.sh >/dev/null
+
+# Debian's prometheus binary, downloaded and unpacked (not installed: no
+# service runs) once into the same per-user cache; the tests start it.
+prometheus: ## Debian's prometheus, unpacked once into the per-user cache
+	@scripts/install-prometheus.sh >/dev/null
 
 oauth-server: $(OAUTH_DEPS) ## the OAuth test server's npm packages
 
@@ -45,8 +50,10 @@ check: ## gofmt and go vet, changing no file
 	go vet -tags 'e2e reliability' ./e2e/... ./internal/provider/...
 	cd bench && go vet -mod=readonly ./...
 
-unit: ## the unit tests, with the race detector (one test: go test -run NAME ./aritma)
-	go test -race -count=1 ./...
+# ARITMA_PROMETHEUS lets the Prometheus harness's test run against the real
+# server (without it that test skips).
+unit: prometheus ## the unit tests, with the race detector (one test: go test -run NAME ./aritma)
+	ARITMA_PROMETHEUS="$$(scripts/install-prometheus.sh)" go test -race -count=1 ./...
 	cd bench && go test -mod=readonly -count=1 ./...
 
 # Each fuzz target for a short fixed time (longer in make reliability).
@@ -57,10 +64,12 @@ fuzz: ## each fuzz target for FUZZTIME (5s)
 # End-to-end tests: they build the plugin themselves (two versions, for the
 # upgrade test) and start every server they use on 127.0.0.1; the browser
 # test drives Debian's chromium-headless-shell (scripts/install-chromium.sh installs it once)
-# and leaves its screenshot in e2e/out/.
+# and leaves its screenshot in e2e/out/; the metrics tests scrape through
+# Vault's API with Debian's prometheus (scripts/install-prometheus.sh
+# unpacks it once).
 # RUN=<regexp> runs only the matching tests.
-e2e: vault oauth-server ## the end-to-end tests against a real Vault and OAuth server, and a real browser (RUN=regexp for some)
-	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" ARITMA_CHROMIUM="$$(scripts/install-chromium.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' $(if $(RUN),-run '$(RUN)') ./e2e/
+e2e: vault prometheus oauth-server ## the end-to-end tests against a real Vault and OAuth server, and a real browser (RUN=regexp for some)
+	ARITMA_VAULT_BIN="$$(scripts/build-vault.sh)" ARITMA_CHROMIUM="$$(scripts/install-chromium.sh)" ARITMA_PROMETHEUS="$$(scripts/install-prometheus.sh)" scripts/e2e.sh -count=1 -timeout 15m -v -skip '^TestTerraform' $(if $(RUN),-run '$(RUN)') ./e2e/
 
 # The long runs (fault tests, longer fuzzing, failover on a raft cluster, a
 # load run, secret scans); writes docs/reliability.md (in CI, a temporary

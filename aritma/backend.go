@@ -22,6 +22,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
+	b.storage = conf.StorageView
 	return b, nil
 }
 
@@ -62,9 +63,15 @@ type backend struct {
 	credentialsMu sync.RWMutex
 	credentials   map[credentialID]*credentialSource
 
-	// statsMu guards stats, each role's counters on this node.
+	// statsMu guards stats, each role's counters on this node; metrics
+	// holds what is not counted per role (path_metrics.go).
 	statsMu sync.Mutex
 	stats   map[string]*roleStats
+	metrics *engineMetrics
+
+	// storage is the mount's storage, for what a grant stores itself (a
+	// switch to the next client secret) outside a request's own writes.
+	storage logical.Storage
 
 	// writeMu serialises writes, so that a check such as "no role uses this
 	// environment" still holds when the write lands.
@@ -80,6 +87,7 @@ func newBackend() *backend {
 		httpClients: make(map[string]*http.Client),
 		credentials: make(map[credentialID]*credentialSource),
 		stats:       make(map[string]*roleStats),
+		metrics:     newEngineMetrics(),
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -103,6 +111,8 @@ func newBackend() *backend {
 			pathEnvironments(b),
 			pathRoles(b),
 			pathRoleKeys(b),
+			pathRoleSecret(b),
+			[]*framework.Path{pathMetrics(b)},
 			pathCreds(b),
 		),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},

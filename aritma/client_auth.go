@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -75,6 +76,11 @@ type clientAuth struct {
 	method       string
 	clientID     string
 	clientSecret string
+	// nextSecret is the role's next_client_secret. usingNext is set once
+	// the bank has refused clientSecret (invalid_client) and taken
+	// nextSecret: from then on every request sends nextSecret.
+	nextSecret string
+	usingNext  atomic.Bool
 	// keys and audience are for private_key_jwt. The audience is the same
 	// at the token and the revocation endpoint: the environment's
 	// assertion_audience, else the token endpoint, which is what servers
@@ -86,10 +92,12 @@ type clientAuth struct {
 // scrub removes the client secret from text the server chose (an error
 // description), should a server echo it back.
 func (a *clientAuth) scrub(text string) string {
-	if a.clientSecret == "" {
-		return text
+	for _, secret := range []string{a.clientSecret, a.nextSecret} {
+		if secret != "" {
+			text = strings.ReplaceAll(text, secret, "[redacted]")
+		}
 	}
-	return strings.ReplaceAll(text, a.clientSecret, "[redacted]")
+	return text
 }
 
 // authStyle tells the oauth2 library where the credentials go. It is always
@@ -103,12 +111,22 @@ func (a *clientAuth) authStyle() oauth2.AuthStyle {
 	return oauth2.AuthStyleInParams
 }
 
-// secret is the client secret to send, if the method sends one.
+// secret is the client secret to send, if the method sends one: the
+// current one, or the next one once the bank has switched to it.
 func (a *clientAuth) secret() string {
-	if usesClientSecret(a.method) {
-		return a.clientSecret
+	switch {
+	case !usesClientSecret(a.method):
+		return ""
+	case a.usingNext.Load():
+		return a.nextSecret
 	}
-	return ""
+	return a.clientSecret
+}
+
+// canSwitchFrom reports whether a request refused with secret may be tried
+// again with the next secret.
+func (a *clientAuth) canSwitchFrom(secret string) bool {
+	return a.nextSecret != "" && secret == a.clientSecret && usesClientSecret(a.method)
 }
 
 // assertionParams adds a fresh client assertion, signed by the key active at
@@ -134,11 +152,11 @@ func (a *clientAuth) authenticate(req *http.Request, form url.Values, now time.T
 	switch a.method {
 	case authClientSecretBasic:
 		// RFC 6749 section 2.3.1: form-encode, then Basic.
-		req.SetBasicAuth(url.QueryEscape(a.clientID), url.QueryEscape(a.clientSecret))
+		req.SetBasicAuth(url.QueryEscape(a.clientID), url.QueryEscape(a.secret()))
 		return nil
 	case authClientSecretPost:
 		form.Set("client_id", a.clientID)
-		form.Set("client_secret", a.clientSecret)
+		form.Set("client_secret", a.secret())
 		return nil
 	default:
 		form.Set("client_id", a.clientID)

@@ -131,9 +131,10 @@ func getCredential(ctx context.Context, s logical.Storage, role, name string) (*
 	return cred, nil
 }
 
-// putCredential stores cred. The write is not cancelled with the request:
-// a rotated refresh token that is not stored is lost for good.
-func putCredential(ctx context.Context, s logical.Storage, role, name string, cred *credentialEntry) error {
+// putCredential stores cred, and notes in the role's counters whether it
+// needs its customer's consent. The write is not cancelled with the
+// request: a rotated refresh token that is not stored is lost for good.
+func (b *backend) putCredential(ctx context.Context, s logical.Storage, role, name string, cred *credentialEntry) error {
 	entry, err := logical.StorageEntryJSON(credentialKey(role, name), cred)
 	if err != nil {
 		return err
@@ -141,6 +142,7 @@ func putCredential(ctx context.Context, s logical.Storage, role, name string, cr
 	if err := s.Put(context.WithoutCancel(ctx), entry); err != nil {
 		return fmt.Errorf("storing credential %q of role %q: %w", name, role, err)
 	}
+	b.statsFor(role).noteCredential(name, cred.Status == credNeedsConsent)
 	return nil
 }
 
@@ -243,6 +245,7 @@ func (b *backend) loadCredentialRequest(ctx context.Context, s logical.Storage, 
 	if err != nil {
 		return nil, logical.ErrorResponse("role %q: %v", role, err), nil
 	}
+	b.statsFor(role).usedWith(r.Environment)
 	if shared {
 		// Renewals reuse the environment's connections, as token reads do.
 		b.shareHTTPClient(r.Environment, grant.httpClient, generation)
@@ -311,16 +314,18 @@ func (b *backend) renew(ctx context.Context, s logical.Storage, c *credentialReq
 	default:
 		cred.Status = credNeedsConsent
 		cred.LastError = &credentialError{At: b.now().UTC(), Message: "the bank issued no refresh token and the access token expired"}
-		if perr := putCredential(ctx, s, c.role, c.name, cred); perr != nil {
+		if perr := b.putCredential(ctx, s, c.role, c.name, cred); perr != nil {
 			return nil, perr
 		}
 		return nil, refusalError(fmt.Sprintf("credential %q of role %q needs consent: its access token expired and the bank "+
 			"issued no refresh token; %s", c.name, c.role, c.consentHint()))
 	}
 	now := b.now()
+	stats := b.statsFor(c.role)
 	if err != nil {
 		answerErr := c.failure(cred, err, now)
-		if perr := putCredential(ctx, s, c.role, c.name, cred); perr != nil {
+		stats.recordRenewal(renewalOutcome(cred, answerErr))
+		if perr := b.putCredential(ctx, s, c.role, c.name, cred); perr != nil {
 			return nil, perr
 		}
 		b.Logger().Warn("customer credential not renewed", "role", c.role, "credential", c.name, "status", cred.Status,
@@ -333,17 +338,31 @@ func (b *backend) renew(ctx context.Context, s logical.Storage, c *credentialReq
 	if answer.tokenErr != nil {
 		cred.Status = credFailing
 		cred.LastError = &credentialError{At: now.UTC(), Message: answer.tokenErr.Error()}
-		if perr := putCredential(ctx, s, c.role, c.name, cred); perr != nil {
+		stats.recordRenewal(renewalOutcome(cred, answer.tokenErr))
+		if perr := b.putCredential(ctx, s, c.role, c.name, cred); perr != nil {
 			return nil, perr
 		}
 		return nil, withNote(answer.tokenErr, "; the new refresh token is kept")
 	}
+	stats.recordRenewal(renewalOutcome(cred, nil))
 	cred.Access, cred.Status, cred.RefreshedAt, cred.LastError = storeToken(answer.token), credActive, now.UTC(), nil
-	if err := putCredential(ctx, s, c.role, c.name, cred); err != nil {
+	if err := b.putCredential(ctx, s, c.role, c.name, cred); err != nil {
 		return nil, err
 	}
 	b.Logger().Debug("customer credential renewed", "role", c.role, "credential", c.name)
 	return answer.token, nil
+}
+
+// renewalOutcome is how the role's counters count a renewal that ended
+// with err (nil: granted).
+func renewalOutcome(cred *credentialEntry, err error) string {
+	switch {
+	case err == nil:
+		return "granted"
+	case cred.Status == credNeedsConsent:
+		return credNeedsConsent
+	}
+	return classOf(err)
 }
 
 // refreshWithRetries refreshes, repeating only what cannot have spent the
@@ -446,6 +465,7 @@ func (b *backend) loadOrRenew(ctx context.Context, s logical.Storage, src *crede
 		return credentialHandout{}, refusalError(fmt.Sprintf("credential %q of role %q does not exist; %s", name, role, c.consentHint()))
 	}
 	if cred.Status == credNeedsConsent {
+		b.statsFor(role).noteCredential(name, true)
 		reason := "the bank refused its refresh token"
 		if cred.LastError != nil {
 			reason = cred.LastError.Message
@@ -548,7 +568,7 @@ func (b *backend) finishConsent(ctx context.Context, s logical.Storage, mount st
 		}
 		cred.LastError = &credentialError{At: now.UTC(), Code: o.errorCode, Description: o.errorDetail,
 			Message: "the customer did not consent: " + o.errorCode}
-		if err := putCredential(ctx, s, role, name, cred); err != nil {
+		if err := b.putCredential(ctx, s, role, name, cred); err != nil {
 			return role, name, nil, err
 		}
 		msg := "the bank answered " + o.errorCode
@@ -584,7 +604,7 @@ func (b *backend) finishConsent(ctx context.Context, s logical.Storage, mount st
 	} else {
 		cred.Access, cred.Scope = storeToken(answer.token), answer.token.scope
 	}
-	if err := putCredential(ctx, s, role, name, cred); err != nil {
+	if err := b.putCredential(ctx, s, role, name, cred); err != nil {
 		return role, name, nil, err
 	}
 	src.token.Store(nil)

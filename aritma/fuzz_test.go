@@ -63,7 +63,7 @@ func FuzzTokenResponse(f *testing.F) {
 			assumedLifetime: 5 * time.Minute,
 			retryBase:       time.Microsecond,
 		}
-		tok, err := g.fetch(context.Background(), func() time.Time { return now })
+		tok, _, err := g.fetch(context.Background(), func() time.Time { return now })
 		if err != nil {
 			if _, coded := err.(logical.HTTPCodedError); !coded {
 				t.Fatalf("uncoded error %q", err)

@@ -42,14 +42,34 @@ type grantClient struct {
 // would only fail again.
 const maxGrantRetries = 2
 
-// fetch runs the grant, with the retries above, within the time limit.
-func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (*accessToken, error) {
+// fetch runs the grant, with the retries above, within the time limit. When
+// the bank refuses the client (invalid_client) and the role has a next
+// client secret, the grant is tried with it, within the same limit; if the
+// bank takes it, every later request sends it (switched is true) and the
+// role's owner stores the switch.
+func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (tok *accessToken, switched bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.httpClient)
 
+	secret := g.auth.secret()
+	tok, err = g.fetchWith(ctx, now, secret)
+	if err == nil || !g.auth.canSwitchFrom(secret) || !refusedClient(err) {
+		return tok, false, err
+	}
+	tok, nextErr := g.fetchWith(ctx, now, g.auth.nextSecret)
+	if nextErr != nil {
+		return nil, false, withNote(err, "; next_client_secret was tried too, and failed: "+nextErr.Error())
+	}
+	g.auth.usingNext.Store(true)
+	return tok, true, nil
+}
+
+// fetchWith runs the grant with secret as the client secret (if the method
+// sends one), retrying as above.
+func (g *grantClient) fetchWith(ctx context.Context, now func() time.Time, secret string) (*accessToken, error) {
 	for attempt := 0; ; attempt++ {
-		tok, err := g.attempt(ctx, now)
+		tok, err := g.attempt(ctx, now, secret)
 		if err == nil {
 			return tok, nil
 		}
@@ -78,7 +98,7 @@ func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (*accessT
 // attempt sends one token request. sentAt is taken before it goes out; a
 // private_key_jwt assertion is made fresh for each attempt (its jti must not
 // repeat).
-func (g *grantClient) attempt(ctx context.Context, now func() time.Time) (*accessToken, error) {
+func (g *grantClient) attempt(ctx context.Context, now func() time.Time, secret string) (*accessToken, error) {
 	sentAt := now()
 	params := url.Values{}
 	for k, v := range g.params {
@@ -89,7 +109,7 @@ func (g *grantClient) attempt(ctx context.Context, now func() time.Time) (*acces
 	}
 	config := &clientcredentials.Config{
 		ClientID:       g.auth.clientID,
-		ClientSecret:   g.auth.secret(),
+		ClientSecret:   secret,
 		TokenURL:       g.tokenURL,
 		Scopes:         g.scopes,
 		EndpointParams: params,

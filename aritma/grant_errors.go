@@ -208,3 +208,11 @@ func describeRetrieveError(rerr *oauth2.RetrieveError, tokenURL string, scrub fu
 	}
 	return msg + fmt.Sprintf(" with %d bytes of %s and no OAuth error code", len(rerr.Body), contentType)
 }
+
+// refusedClient reports whether the server refused the client itself
+// (invalid_client, RFC 6749 section 5.2): for a client secret, the one a
+// bank no longer takes after a rotation.
+func refusedClient(err error) bool {
+	var g *grantError
+	return errors.As(err, &g) && g.class == failRefused && g.code == "invalid_client"
+}

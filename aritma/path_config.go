@@ -16,13 +16,17 @@ const (
 	defaultEnvironmentName = "production"
 	defaultMinRemaining    = time.Minute
 	defaultRequestTimeout  = 10 * time.Second
+	// defaultMetricsRoleLimit keeps a scrape of a mount with thousands of
+	// roles to a few thousand series.
+	defaultMetricsRoleLimit = 1000
 )
 
 // Bounds for durations users set.
 const (
-	maxMinRemaining   = 24 * time.Hour
-	minRequestTimeout = time.Second
-	maxRequestTimeout = 5 * time.Minute
+	maxMinRemaining     = 24 * time.Hour
+	minRequestTimeout   = time.Second
+	maxRequestTimeout   = 5 * time.Minute
+	maxMetricsRoleLimit = 100000
 )
 
 // configEntry holds mount-wide defaults.
@@ -33,6 +37,9 @@ type configEntry struct {
 	DefaultMinRemaining time.Duration `json:"default_min_remaining"`
 	// RequestTimeout bounds each token request to environments that set none.
 	RequestTimeout time.Duration `json:"request_timeout"`
+	// MetricsRoleLimit is how many roles get series of their own in
+	// metrics; the rest are summed per environment as role "_other".
+	MetricsRoleLimit int `json:"metrics_role_limit"`
 }
 
 func defaultConfig() *configEntry {
@@ -40,6 +47,7 @@ func defaultConfig() *configEntry {
 		DefaultEnvironment:  defaultEnvironmentName,
 		DefaultMinRemaining: defaultMinRemaining,
 		RequestTimeout:      defaultRequestTimeout,
+		MetricsRoleLimit:    defaultMetricsRoleLimit,
 	}
 }
 
@@ -85,6 +93,13 @@ func pathConfig(b *backend) *framework.Path {
 				Description: "Time limit of one token request, for environments that set none.",
 				Default:     int(defaultRequestTimeout.Seconds()),
 			},
+			"metrics_role_limit": {
+				Type: framework.TypeInt,
+				Description: fmt.Sprintf("How many roles get series of their own in metrics (in name order); the others are "+
+					"summed per environment under role=\"_other\", so that a scrape stays small with thousands of roles. "+
+					"0 to %d.", maxMetricsRoleLimit),
+				Default: defaultMetricsRoleLimit,
+			},
 		},
 		ExistenceCheck: b.configExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -116,6 +131,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		"default_environment":   cfg.DefaultEnvironment,
 		"default_min_remaining": int64(cfg.DefaultMinRemaining.Seconds()),
 		"request_timeout":       int64(cfg.RequestTimeout.Seconds()),
+		"metrics_role_limit":    cfg.MetricsRoleLimit,
 	}}, nil
 }
 
@@ -148,6 +164,12 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		cfg.RequestTimeout = time.Duration(v.(int)) * time.Second
 		if err := validateDuration(cfg.RequestTimeout, minRequestTimeout, maxRequestTimeout); err != nil {
 			return logical.ErrorResponse("request_timeout %v", err), nil
+		}
+	}
+	if v, ok := d.GetOk("metrics_role_limit"); ok {
+		cfg.MetricsRoleLimit = v.(int)
+		if cfg.MetricsRoleLimit < 0 || cfg.MetricsRoleLimit > maxMetricsRoleLimit {
+			return logical.ErrorResponse("metrics_role_limit must be between 0 and %d, got %d", maxMetricsRoleLimit, cfg.MetricsRoleLimit), nil
 		}
 	}
 
@@ -184,6 +206,8 @@ with the built-in defaults; deleting it restores them.
   default_min_remaining   min_remaining of roles written without one (1m)
   request_timeout         time limit of a token request, for environments
                           that set none (10s)
+  metrics_role_limit      roles with series of their own in metrics (1000);
+                          the others are summed as role "_other"
 
 default_environment and default_min_remaining are copied into a role when it
 is created; changing them later does not move existing roles.

@@ -11,7 +11,7 @@ import (
 func TestConfig_UnsetReadsDefaults(t *testing.T) {
 	e := newTestEnv(t)
 	got := e.do(t, logical.ReadOperation, "config", nil).Data
-	want := map[string]interface{}{"default_environment": "production", "default_min_remaining": int64(60), "request_timeout": int64(10)}
+	want := map[string]interface{}{"default_environment": "production", "default_min_remaining": int64(60), "request_timeout": int64(10), "metrics_role_limit": 1000}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config = %v, want %v", got, want)
 	}
@@ -22,7 +22,7 @@ func TestConfig_WriteReadDelete(t *testing.T) {
 	e.mustWrite(t, "config", map[string]interface{}{"default_environment": "development", "default_min_remaining": "10m"})
 	e.mustWrite(t, "config", map[string]interface{}{"request_timeout": "20s"}) // partial update keeps the rest
 	got := e.do(t, logical.ReadOperation, "config", nil).Data
-	want := map[string]interface{}{"default_environment": "development", "default_min_remaining": int64(600), "request_timeout": int64(20)}
+	want := map[string]interface{}{"default_environment": "development", "default_min_remaining": int64(600), "request_timeout": int64(20), "metrics_role_limit": 1000}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config = %v, want %v", got, want)
 	}

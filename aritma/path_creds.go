@@ -284,7 +284,7 @@ func (b *backend) passwordCredential(ctx context.Context, req *logical.Request, 
 	if c.roleEntry.KeepPassword {
 		cred.Password = password
 	}
-	if err := putCredential(ctx, req.Storage, role, name, cred); err != nil {
+	if err := b.putCredential(ctx, req.Storage, role, name, cred); err != nil {
 		return nil, err
 	}
 	src.token.Store(nil)
@@ -319,6 +319,7 @@ func (b *backend) pathCredDelete(ctx context.Context, req *logical.Request, d *f
 	if err := req.Storage.Delete(ctx, credentialKey(role, name)); err != nil {
 		return nil, fmt.Errorf("deleting credential %q of role %q: %w", name, role, err)
 	}
+	b.statsFor(role).noteCredential(name, false)
 	src.token.Store(nil)
 	if len(warnings) > 0 {
 		return &logical.Response{Warnings: warnings}, nil

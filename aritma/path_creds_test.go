@@ -637,7 +637,7 @@ func TestCreds_KeepAliveAndPurge(t *testing.T) {
 	e.consent(t, bank, "refused")
 	refused := e.storedCredential(t, "refused")
 	refused.Status = credNeedsConsent
-	if err := putCredential(context.Background(), e.storage, "acct", "refused", refused); err != nil {
+	if err := e.b.putCredential(context.Background(), e.storage, "acct", "refused", refused); err != nil {
 		t.Fatal(err)
 	}
 	e.do(t, logical.UpdateOperation, "creds/acct/later/authorize", nil) // a customer who never comes back

@@ -15,14 +15,19 @@ const roleStoragePrefix = "roles/"
 
 // roleEntry is one client's credentials for one environment.
 type roleEntry struct {
-	Environment  string            `json:"environment"`
-	ClientID     string            `json:"client_id"`
-	ClientSecret string            `json:"client_secret"`
-	Scopes       []string          `json:"scopes,omitempty"`
-	Audience     string            `json:"audience,omitempty"`
-	Resources    []string          `json:"resources,omitempty"`
-	TokenParams  map[string]string `json:"token_params,omitempty"`
-	MinRemaining time.Duration     `json:"min_remaining"`
+	Environment  string `json:"environment"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	// NextClientSecret takes over from ClientSecret when the bank refuses
+	// that (invalid_client) and takes this one, or when it is promoted;
+	// SecretSwitch records the last time either happened.
+	NextClientSecret string            `json:"next_client_secret,omitempty"`
+	SecretSwitch     *secretSwitch     `json:"secret_switch,omitempty"`
+	Scopes           []string          `json:"scopes,omitempty"`
+	Audience         string            `json:"audience,omitempty"`
+	Resources        []string          `json:"resources,omitempty"`
+	TokenParams      map[string]string `json:"token_params,omitempty"`
+	MinRemaining     time.Duration     `json:"min_remaining"`
 	// AuthMethod overrides the environment's; empty means the environment's.
 	AuthMethod       string `json:"auth_method,omitempty"`
 	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
@@ -183,6 +188,16 @@ func pathRoles(b *backend) []*framework.Path {
 						Sensitive: true,
 					},
 				},
+				"next_client_secret": {
+					Type: framework.TypeString,
+					Description: "The client secret the bank will take after a rotation. Requests send client_secret until the bank " +
+						"refuses it (invalid_client); then this one is tried, and if the bank takes it, it becomes client_secret. " +
+						"next-secret/promote switches at once; empty (or next-secret DELETE) drops it. Write-only: reads show next_client_secret_set.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name:      "Next client secret",
+						Sensitive: true,
+					},
+				},
 				"scopes": {
 					Type: framework.TypeCommaStringSlice,
 					Description: "Scopes to request, e.g. api (Banking API), bankservice (Open Banking API) or IDENTITY. " +
@@ -324,30 +339,35 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		return nil, err
 	}
 	data := map[string]interface{}{
-		"environment":          role.Environment,
-		"client_id":            role.ClientID,
-		"client_secret_set":    role.ClientSecret != "",
-		"scopes":               nonNil(role.Scopes),
-		"audience":             role.Audience,
-		"resource":             nonNil(role.Resources),
-		"token_params":         nonNilMap(role.TokenParams),
-		"min_remaining":        int64(role.MinRemaining.Seconds()),
-		"auth_method":          role.AuthMethod,
-		"signing_algorithm":    role.SigningAlgorithm,
-		"token_per_lease":      role.TokenPerLease,
-		"tls_client_cert":      role.TLSClient.CertPEM,
-		"tls_client_key_set":   role.TLSClient.KeyPEM != "",
-		"key_activation_delay": int64(role.KeyActivationDelay.Seconds()),
-		"allowed_grant_types":  role.allowedGrantTypes(),
-		"redirect_uris":        nonNil(role.RedirectURIs),
-		"consent_scopes":       nonNil(role.ConsentScopes),
-		"authorization_params": nonNilMap(role.AuthorizationParams),
-		"pkce":                 !role.NoPKCE,
-		"keep_password":        role.KeepPassword,
-		"refresh_keep_alive":   int64(role.RefreshKeepAlive.Seconds()),
+		"environment":            role.Environment,
+		"client_id":              role.ClientID,
+		"client_secret_set":      role.ClientSecret != "",
+		"next_client_secret_set": role.NextClientSecret != "",
+		"scopes":                 nonNil(role.Scopes),
+		"audience":               role.Audience,
+		"resource":               nonNil(role.Resources),
+		"token_params":           nonNilMap(role.TokenParams),
+		"min_remaining":          int64(role.MinRemaining.Seconds()),
+		"auth_method":            role.AuthMethod,
+		"signing_algorithm":      role.SigningAlgorithm,
+		"token_per_lease":        role.TokenPerLease,
+		"tls_client_cert":        role.TLSClient.CertPEM,
+		"tls_client_key_set":     role.TLSClient.KeyPEM != "",
+		"key_activation_delay":   int64(role.KeyActivationDelay.Seconds()),
+		"allowed_grant_types":    role.allowedGrantTypes(),
+		"redirect_uris":          nonNil(role.RedirectURIs),
+		"consent_scopes":         nonNil(role.ConsentScopes),
+		"authorization_params":   nonNilMap(role.AuthorizationParams),
+		"pkce":                   !role.NoPKCE,
+		"keep_password":          role.KeepPassword,
+		"refresh_keep_alive":     int64(role.RefreshKeepAlive.Seconds()),
 	}
 	if role.TLSClient.isSet() {
 		data["tls_client_cert_expires_at"] = certExpiry(role.TLSClient.CertPEM)
+	}
+	if sw := role.SecretSwitch; sw != nil {
+		data["client_secret_switched_at"] = sw.At.UTC().Format(time.RFC3339)
+		data["client_secret_switch_reason"] = sw.Reason
 	}
 	if len(role.Keys) > 0 {
 		keys := make([]map[string]interface{}, len(role.Keys))
@@ -434,6 +454,12 @@ func applyRoleFields(role *roleEntry, d *framework.FieldData) *logical.Response 
 	}
 	if v, ok := d.GetOk("client_secret"); ok {
 		role.ClientSecret = v.(string)
+		if role.ClientSecret == role.NextClientSecret {
+			role.NextClientSecret = "" // promoted by the writer
+		}
+	}
+	if v, ok := d.GetOk("next_client_secret"); ok {
+		role.NextClientSecret = v.(string)
 	}
 	if v, ok := d.GetOk("auth_method"); ok {
 		role.AuthMethod = v.(string)
@@ -549,6 +575,17 @@ func (r *roleEntry) checkAgainst(env *environmentEntry, method string) *logical.
 	if usesClientSecret(method) || r.ClientSecret != "" {
 		if err := validateClientSecret(r.ClientSecret); err != nil {
 			return logical.ErrorResponse("client_secret %v", err)
+		}
+	}
+	if r.NextClientSecret != "" {
+		if !usesClientSecret(method) {
+			return logical.ErrorResponse("next_client_secret is for client_secret_post and client_secret_basic; this role uses %s", method)
+		}
+		if err := validateClientSecret(r.NextClientSecret); err != nil {
+			return logical.ErrorResponse("next_client_secret %v", err)
+		}
+		if r.NextClientSecret == r.ClientSecret {
+			return logical.ErrorResponse("next_client_secret is the same as client_secret; give the secret the bank will take next")
 		}
 	}
 	if usesTLSClientCert(method) && !r.TLSClient.isSet() && !env.TLSClient.isSet() {

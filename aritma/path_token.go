@@ -64,6 +64,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	tok := out.token
+	src.stats.leases.Add(1)
 
 	// The response is built as framework.Secret.Response would, but from
 	// maps made once per token and per role: this is the hot path.

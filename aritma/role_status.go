@@ -15,10 +15,67 @@ type roleStats struct {
 	since          time.Time
 	grants         atomic.Int64
 	cacheHits      atomic.Int64
+	leases         atomic.Int64    // token reads answered with a lease
 	failures       [4]atomic.Int64 // by failureClasses
 	lastGrantNanos atomic.Int64    // latency of the last successful grant
 	lastGrantAt    atomic.Int64    // UnixNano
 	lastFailure    atomic.Pointer[grantFailure]
+	// environment is the one the role's last source or credential request
+	// used; nil until the role is used on this node.
+	environment atomic.Pointer[string]
+	// secretSwitches count switches to the next client secret on a refusal.
+	secretSwitches   atomic.Int64
+	secretSwitchedAt atomic.Int64 // UnixNano
+
+	// Customer credentials: renewals by outcome, and the credentials this
+	// node has seen needing the customer's consent (not on the read path).
+	credRenewals [len(credentialOutcomes)]atomic.Int64
+	credMu       sync.Mutex
+	needsConsent map[string]struct{}
+}
+
+// credentialOutcomes are the outcomes of customer credential renewals as
+// counted: granted, the customer's consent needed (invalid_grant), and the
+// failure classes.
+var credentialOutcomes = [...]string{"granted", credNeedsConsent, failRefused, failServer, failNetwork, failTimeout}
+
+// usedWith notes the environment a role is used with on this node.
+func (st *roleStats) usedWith(environment string) {
+	if p := st.environment.Load(); p == nil || *p != environment {
+		st.environment.Store(&environment)
+	}
+}
+
+// recordRenewal counts a customer credential's renewal by its outcome.
+func (st *roleStats) recordRenewal(outcome string) {
+	for i, o := range credentialOutcomes {
+		if o == outcome {
+			st.credRenewals[i].Add(1)
+		}
+	}
+}
+
+// noteCredential notes whether a credential needs its customer's consent
+// (gone: it does not, since it does not exist).
+func (st *roleStats) noteCredential(name string, needsConsent bool) {
+	st.credMu.Lock()
+	defer st.credMu.Unlock()
+	if needsConsent {
+		if st.needsConsent == nil {
+			st.needsConsent = make(map[string]struct{})
+		}
+		st.needsConsent[name] = struct{}{}
+	} else {
+		delete(st.needsConsent, name)
+	}
+}
+
+// credentialsNeedingConsent is how many of the role's credentials this
+// node last saw needing consent.
+func (st *roleStats) credentialsNeedingConsent() int {
+	st.credMu.Lock()
+	defer st.credMu.Unlock()
+	return len(st.needsConsent)
 }
 
 // grantFailure is the last failure of a role's grants as its status shows
@@ -75,6 +132,21 @@ func (st *roleStats) recordFailure(at time.Time, err error) {
 	st.lastFailure.Store(f)
 }
 
+// renewals is the customer credential renewals by outcome, nil for a role
+// without customer credentials on this node.
+func (st *roleStats) renewals() map[string]interface{} {
+	out := map[string]interface{}{}
+	used := st.credentialsNeedingConsent() > 0
+	for i, o := range credentialOutcomes {
+		n := st.credRenewals[i].Load()
+		out[o], used = n, used || n > 0
+	}
+	if !used {
+		return nil
+	}
+	return out
+}
+
 // nodeName says which node's counters a status read shows.
 var nodeName = sync.OnceValue(func() string {
 	host, err := os.Hostname()
@@ -94,11 +166,20 @@ func (st *roleStats) status(src *tokenSource, role *roleEntry, now time.Time) ma
 		failures[class] = st.failures[i].Load()
 	}
 	data := map[string]interface{}{
-		"since":      st.since.Format(time.RFC3339),
-		"node":       nodeName(),
-		"grants":     st.grants.Load(),
-		"cache_hits": st.cacheHits.Load(),
-		"failures":   failures,
+		"since":           st.since.Format(time.RFC3339),
+		"node":            nodeName(),
+		"grants":          st.grants.Load(),
+		"cache_hits":      st.cacheHits.Load(),
+		"leases_issued":   st.leases.Load(),
+		"failures":        failures,
+		"secret_switches": st.secretSwitches.Load(),
+	}
+	if at := st.secretSwitchedAt.Load(); at != 0 {
+		data["client_secret_switched_at"] = time.Unix(0, at).UTC().Format(time.RFC3339)
+	}
+	if renewals := st.renewals(); renewals != nil {
+		data["credential_renewals"] = renewals
+		data["credentials_needing_consent"] = st.credentialsNeedingConsent()
 	}
 	if at := st.lastGrantAt.Load(); at != 0 {
 		data["last_grant_at"] = time.Unix(0, at).UTC().Format(time.RFC3339)

@@ -73,8 +73,13 @@ func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentE
 		params.Add("resource", r)
 	}
 	grant.scopes, grant.params = role.Scopes, params
+	current, next := role.ClientSecret, role.NextClientSecret
+	stats := b.statsFor(name)
+	stats.usedWith(role.Environment)
 	return &tokenSource{
-		role: name,
+		onSecretSwitch: func(ctx context.Context) { b.storeSecretSwitch(ctx, name, current, next) },
+		metrics:        b.metrics,
+		role:           name,
 		sharedLeaseData: map[string]interface{}{
 			"secret_type": secretAccessTokenType,
 			"role":        name,
@@ -85,7 +90,7 @@ func (b *backend) newTokenSource(name string, role *roleEntry, env *environmentE
 		minRemaining:     role.MinRemaining,
 		perLease:         role.TokenPerLease,
 		settings:         grantSettings(role, env, cfg),
-		stats:            b.statsFor(name),
+		stats:            stats,
 		now:              b.now,
 		logger:           b.Logger(),
 	}, nil
@@ -106,6 +111,7 @@ func (b *backend) newGrantClient(name string, role *roleEntry, env *environmentE
 		method:       method,
 		clientID:     role.ClientID,
 		clientSecret: role.ClientSecret,
+		nextSecret:   role.NextClientSecret,
 		audience:     cmp.Or(env.AssertionAudience, tokenURL),
 	}
 	if method == authPrivateKeyJWT {

@@ -135,7 +135,7 @@ func TestStorageFaults_ClearErrorsAndNothingLost(t *testing.T) {
 					"allowed_grant_types": "authorization_code", "redirect_uris": "https://app.example/cb"})
 				e.mustWrite(t, "environments/bank", map[string]interface{}{"authorization_url": srv.URL + "/authorize", "revocation_url": srv.URL + "/revoke"})
 				now := e.clock.Now()
-				if err := putCredential(context.Background(), storage.Storage, "acct", "kari", &credentialEntry{
+				if err := e.b.putCredential(context.Background(), storage.Storage, "acct", "kari", &credentialEntry{
 					GrantType: grantAuthorizationCode, ClientID: "a", RefreshToken: "refresh-kept", Status: credActive,
 					Access: &storedToken{Value: "access-kept", Type: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
 				}); err != nil {

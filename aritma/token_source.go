@@ -41,8 +41,12 @@ type tokenSource struct {
 	pause   grantPause
 	// deliverableNanos is what learn records (a time.Duration).
 	deliverableNanos atomic.Int64
-	// stats are the role's counters, shared by its sources over time.
-	stats *roleStats
+	// stats are the role's counters, shared by its sources over time, and
+	// metrics the engine's latency histogram.
+	stats   *roleStats
+	metrics *engineMetrics
+	// onSecretSwitch stores a switch to the next client secret (fetch).
+	onSecretSwitch func(context.Context)
 }
 
 // grantSettings digests everything a role's grants depend on: the role
@@ -52,14 +56,18 @@ type tokenSource struct {
 func grantSettings(role *roleEntry, env *environmentEntry, cfg *configEntry) [sha256.Size]byte {
 	r := *role
 	r.Keys, r.KeyActivationDelay = nil, 0
+	// Nor does the next client secret, until it is the client secret.
+	r.NextClientSecret, r.SecretSwitch = "", nil
 	// The customer grants' settings: client_credentials tokens do not use them.
 	r.RedirectURIs, r.ConsentScopes, r.AuthorizationParams = nil, nil, nil
 	r.NoPKCE, r.KeepPassword, r.RefreshKeepAlive = false, false, 0
+	c := *cfg
+	c.MetricsRoleLimit = 0 // what metrics show, not how grants run
 	raw, _ := json.Marshal(struct {
 		Role        roleEntry
 		Environment *environmentEntry
-		Config      *configEntry
-	}{r, env, cfg})
+		Config      configEntry
+	}{r, env, c})
 	return sha256.Sum256(raw)
 }
 
@@ -227,10 +235,11 @@ type flightResult struct {
 // out (too short-lived for the reader, or the reader went away) is revoked:
 // nobody else would ever revoke it.
 func (s *tokenSource) perLeaseToken(ctx context.Context, want time.Duration) (handout, error) {
-	t, err := s.fetch(ctx)
+	t, switched, err := s.fetch(ctx)
 	if err != nil {
 		return handout{}, err
 	}
+	s.storeSwitch(context.WithoutCancel(ctx), switched)
 	if ctx.Err() != nil {
 		s.discard(ctx, t, "the reader went away")
 		return handout{}, ctx.Err()
@@ -304,27 +313,37 @@ func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightRe
 			return flightResult{token: t}, nil
 		}
 	}
-	t, err := s.fetch(ctx)
+	t, switched, err := s.fetch(ctx)
 	if err != nil {
 		return flightResult{}, err
 	}
 	s.current.Store(t)
+	s.storeSwitch(ctx, switched)
 	return flightResult{token: t, fresh: true}, nil
 }
 
 // fetch runs a grant unless the role is paused after failures, and learns
-// what the new token delivers.
-func (s *tokenSource) fetch(ctx context.Context) (*accessToken, error) {
+// what the new token delivers. switched says the grant switched to the next
+// client secret: the caller stores that with storeSwitch once the token is
+// where the role's next source can take it over.
+func (s *tokenSource) fetch(ctx context.Context) (t *accessToken, switched bool, err error) {
 	if err := s.pause.check(s.now()); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sentAt := s.now()
-	t, err := s.grant.fetch(ctx, s.now)
+	t, switched, err = s.grant.fetch(ctx, s.now)
 	receivedAt := s.now()
 	latency := receivedAt.Sub(sentAt)
 	if ctx.Err() == nil {
 		// A per-lease reader that went away is no failure of the server.
 		s.pause.record(receivedAt, err)
+	}
+	s.metrics.observeGrant(s.environment, err, latency)
+	if switched {
+		s.stats.secretSwitches.Add(1)
+		s.stats.secretSwitchedAt.Store(receivedAt.UnixNano())
+		s.logger.Warn("client secret switched: the bank refused client_secret (invalid_client) and took next_client_secret, "+
+			"which is now the role's client_secret", "role", s.role, "environment", s.environment)
 	}
 	if err != nil {
 		s.stats.recordFailure(receivedAt, err)
@@ -332,13 +351,20 @@ func (s *tokenSource) fetch(ctx context.Context) (*accessToken, error) {
 		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment,
 			"outcome", classOf(err), "latency", latency.Round(time.Millisecond).String(),
 			"failures_in_a_row", failures, "paused_until", until.UTC().Format(time.RFC3339), "error", err.Error())
-		return nil, err
+		return nil, false, err
 	}
 	s.stats.recordGrant(receivedAt, latency)
 	s.logger.Info("token issued", "role", s.role, "environment", s.environment, "outcome", "granted",
 		"latency", latency.Round(time.Millisecond).String(), "lifetime", t.lifetime().Round(time.Second).String())
 	s.learn(t, receivedAt)
-	return t, nil
+	return t, switched, nil
+}
+
+// storeSwitch has the role's owner store a switch to the next client secret.
+func (s *tokenSource) storeSwitch(ctx context.Context, switched bool) {
+	if switched && s.onSecretSwitch != nil {
+		s.onSecretSwitch(ctx)
+	}
 }
 
 // classOf is a grant error's failure class.
