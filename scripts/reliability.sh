@@ -12,6 +12,7 @@ trap 'rm -rf "$work"' EXIT
 export ARITMA_FIGURES="$work/figures.jsonl"
 export ARITMA_VAULT_BIN="${ARITMA_VAULT_BIN:-$(scripts/build-vault.sh)}"
 export ARITMA_CHROMIUM="${ARITMA_CHROMIUM:-$(scripts/install-chromium.sh)}"
+export ARITMA_PROMETHEUS="${ARITMA_PROMETHEUS:-$(scripts/install-prometheus.sh)}"
 
 echo "== fault and storage-fault tests"
 go test -count=1 -run 'TestFaults_|TestStorageFaults_|TestGrantPause_|TestRetry_' ./aritma

@@ -19,6 +19,9 @@
 //   POST /test/withdraw-consent    {"username": ...}: revoke the user's grants and sessions (204)
 //   POST /test/drop-next-refresh   process the next refresh but never answer it (204)
 //   POST /test/require-pkce        {"required": true|false} (204)
+//   POST /test/client-secret       {"client_id": ..., "client_secret": ...}: the client's secret
+//                                  is that one from now on, the old one refused (204), as after
+//                                  a rotation at the bank
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -633,6 +636,15 @@ const hooks = {
     return undefined;
   },
   '/test/drop-next-refresh': async () => { dropNextRefresh = true; },
+  '/test/client-secret': async (body) => {
+    const client = await provider.Client.find(String(body.client_id ?? ''));
+    if (!client) return { status: 404, error: 'unknown client' };
+    if (typeof body.client_secret !== 'string' || !body.client_secret) return { status: 400, error: 'client_secret must be a non-empty string' };
+    // Static clients are one cached instance each: the next authentication
+    // compares against the new secret.
+    client.clientSecret = body.client_secret;
+    return undefined;
+  },
   '/test/require-pkce': async (body) => {
     const required = { true: true, false: false }[String(body.required)];
     if (required === undefined) return { status: 400, error: 'required must be true or false' };

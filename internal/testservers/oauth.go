@@ -248,6 +248,12 @@ func (s *OAuthServer) DropNextRefresh() error {
 	return s.hook("/test/drop-next-refresh", struct{}{})
 }
 
+// SetClientSecret rotates a client's secret at the server: from the next
+// request on, it takes secret and answers invalid_client to the old one.
+func (s *OAuthServer) SetClientSecret(clientID, secret string) error {
+	return s.hook("/test/client-secret", map[string]string{"client_id": clientID, "client_secret": secret})
+}
+
 // SetRequirePKCE flips whether code requests need an S256 code_challenge.
 func (s *OAuthServer) SetRequirePKCE(required bool) error {
 	return s.hook("/test/require-pkce", map[string]bool{"required": required})

@@ -637,3 +637,37 @@ func TestOAuthConsent_RefreshTokenExpires(t *testing.T) {
 	_, err := e.refresh(conf, tok.RefreshToken)
 	wantInvalidGrant(t, "an expired refresh token", err)
 }
+
+// SetClientSecret: the server takes the new secret from the next request
+// and refuses the old one with invalid_client, as a bank after a rotation.
+func TestOAuthServer_SetClientSecretRefusesTheOldOne(t *testing.T) {
+	e := startConsent(t, func(c *OAuthConfig) {
+		c.Clients = append(c.Clients, OAuthClient{ID: "m", Secret: c.Clients[0].Secret, AuthMethod: "client_secret_post", Scope: "api", Format: "jwt"})
+	})
+	rotated := randomSecret("rotated-secret")
+	e.note(rotated)
+	grant := func(secret string) error {
+		cc := clientcredentials.Config{ClientID: "m", ClientSecret: secret, TokenURL: e.srv.TokenEndpoint, Scopes: []string{"api"}, AuthStyle: oauth2.AuthStyleInParams}
+		tok, err := cc.Token(e.ctx)
+		if err == nil {
+			e.note(tok.AccessToken)
+		}
+		return err
+	}
+	if err := grant(e.secret); err != nil {
+		t.Fatalf("before the rotation: %v", err)
+	}
+	if err := e.srv.SetClientSecret("m", rotated); err != nil {
+		t.Fatal(err)
+	}
+	var rerr *oauth2.RetrieveError
+	if err := grant(e.secret); !errors.As(err, &rerr) || rerr.ErrorCode != "invalid_client" {
+		t.Errorf("the old secret after the rotation: %v, want invalid_client", err)
+	}
+	if err := grant(rotated); err != nil {
+		t.Errorf("the new secret: %v", err)
+	}
+	if err := e.srv.SetClientSecret("nobody", rotated); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("an unknown client: %v, want 404", err)
+	}
+}
