@@ -153,7 +153,7 @@ func targetRows(res *results) []targetRow {
 		skip(tOneRefresh)
 	}
 
-	const tProbe = "token reads ≥ 0.9× the ceiling probe's reads/s (through Vault, 16 clients, median of per-round ratios)"
+	const tProbe = "token reads ≥ 0.9× the ceiling probe's reads/s (through Vault, 16 clients, status and metrics counters on, median of per-round ratios)"
 	const tCredProbe = "customer credential reads ≥ 0.9× the ceiling probe's reads/s (`creds/accounts/c`, through Vault, 16 clients, median of per-round ratios)"
 	if l := res.Load; l != nil {
 		xs := roundRatios(l.Runs, 16, "aritma", "probe")
@@ -189,6 +189,12 @@ func targetRows(res *results) []targetRow {
 			z/a >= 0.85)
 		rss, heap := perRole(g)
 		rows = append(rows, targetRow{"memory per cached role reported", fmt.Sprintf("%s bytes of RSS, %s bytes of Go heap", fmtInt(rss), fmtInt(heap)), "reported"})
+		if all, ok := scrapeAt(last, scrapeLimits[len(scrapeLimits)-1]); ok {
+			add(fmt.Sprintf("a metrics scrape with %s roles, every one with its own series, ≤ %d ms through Vault (a tenth of Prometheus's default 10 s scrape_timeout; median of %d)",
+				fmtInt(float64(last.Roles)), scrapeTargetMs, len(all.Millis)),
+				fmt.Sprintf("%.0f ms for %s series (%s bytes)", all.MedianMs, fmtInt(float64(all.Series)), fmtInt(float64(all.Bytes))),
+				all.MedianMs <= scrapeTargetMs)
+		}
 	} else {
 		skip("read latency flat in the number of roles")
 		skip("memory per cached role reported")
@@ -361,17 +367,40 @@ func grantsBlock(runs []grantRun) string {
 	return b.String()
 }
 
+// scrapeCell is a scrape's median time and series, or "not measured".
+func scrapeCell(l growthLevel, limit int) string {
+	s, ok := scrapeAt(l, limit)
+	if !ok {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.1f ms, %s series", s.MedianMs, fmtInt(float64(s.Series)))
+}
+
+// scrapeTargetMs is the metrics scrape's target.
+const scrapeTargetMs = 1000
+
+// scrapeAt is the level's scrape at metrics_role_limit limit.
+func scrapeAt(l growthLevel, limit int) (scrapeResult, bool) {
+	for _, s := range l.Scrapes {
+		if s.Limit == limit {
+			return s, true
+		}
+	}
+	return scrapeResult{}, false
+}
+
 func growthBlock(g *growthResults) string {
 	if g == nil || len(g.Levels) < 2 {
 		return notMeasured
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d clients, %d rounds of %.1fs per level.\n\n", g.Conc, g.Rounds, g.RoundSecs)
-	b.WriteString("| roles | plugin RSS | Go heap | token reads/s | × KV | p50 ms | p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| roles | plugin RSS | Go heap | token reads/s | × KV | p50 ms | p99 ms | metrics scrape, limit 1,000 | metrics scrape, every role |\n" +
+		"|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, l := range g.Levels {
 		f := medians(l.Runs, g.Conc, "token")
-		fmt.Fprintf(&b, "| %s | %.1f MiB | %.1f MiB | %s | %s | %.2f | %.2f |\n", fmtInt(float64(l.Roles)), mib(l.RSS), mib(l.Heap),
-			fmtInt(f.rate), fmtRatio(growthVsKV(g, l)), f.p50, f.p99)
+		fmt.Fprintf(&b, "| %s | %.1f MiB | %.1f MiB | %s | %s | %.2f | %.2f | %s | %s |\n", fmtInt(float64(l.Roles)), mib(l.RSS), mib(l.Heap),
+			fmtInt(f.rate), fmtRatio(growthVsKV(g, l)), f.p50, f.p99, scrapeCell(l, scrapeLimits[0]), scrapeCell(l, scrapeLimits[len(scrapeLimits)-1]))
 	}
 	rss, heap := perRole(g)
 	fmt.Fprintf(&b, "\nMemory per cached role, from %s to %s roles: **%s bytes of RSS, %s bytes of Go heap**.\n",

@@ -61,7 +61,8 @@ func TestTargetVerdicts(t *testing.T) {
 		Grants:    []grantRun{{Readers: 1, Tokens: 3, Grants: 3}, {Readers: 16, Tokens: 3, Grants: 4}},
 		Growth: &growthResults{Conc: 16, Levels: []growthLevel{
 			{Roles: 10, RSS: 1000, Heap: 500, Runs: []roundResult{{Target: "token", Conc: 16, Requests: 1, ReadsPerSec: 50}, {Target: "kv", Conc: 16, Requests: 1, ReadsPerSec: 100}}},
-			{Roles: 110, RSS: 401000, Heap: 300500, Runs: []roundResult{{Target: "token", Conc: 16, Requests: 1, ReadsPerSec: 43}, {Target: "kv", Conc: 16, Requests: 1, ReadsPerSec: 100}}},
+			{Roles: 110, RSS: 401000, Heap: 300500, Runs: []roundResult{{Target: "token", Conc: 16, Requests: 1, ReadsPerSec: 43}, {Target: "kv", Conc: 16, Requests: 1, ReadsPerSec: 100}},
+				Scrapes: []scrapeResult{{Limit: 100000, Series: 990, Bytes: 80000, Millis: []float64{1200}, MedianMs: 1200}}},
 		}},
 	}
 	want := map[string]string{
@@ -72,6 +73,7 @@ func TestTargetVerdicts(t *testing.T) {
 		"exactly one":  "not met 1 reader: 3 grants for 3 tokens; 16 readers: 4 grants for 3 tokens",
 		"read latency": "met ×0.50 at 10 roles, ×0.43 at 110: ×0.86",
 		"memory per":   "reported 4,000 bytes of RSS, 3,000 bytes of Go heap",
+		"a metrics":    "not met 1200 ms for 990 series (80,000 bytes)",
 	}
 	got := verdicts(res)
 	for k, w := range want {
@@ -80,6 +82,10 @@ func TestTargetVerdicts(t *testing.T) {
 		}
 	}
 
+	res.Growth.Levels[1].Scrapes[0].MedianMs = 1000
+	if got := verdicts(res)["a metrics"]; got != "met 1000 ms for 990 series (80,000 bytes)" {
+		t.Errorf("a scrape at the target: %q", got)
+	}
 	res.Load.Runs = loadRuns(900, 1000)
 	res.Grants = []grantRun{{Readers: 1, Tokens: 3, Grants: 3}}
 	if got := verdicts(res); got["token reads"] != "met ×0.90 (×0.90–×0.90)" || got["exactly one"] != "met 1 reader: 3 grants for 3 tokens" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -112,6 +113,57 @@ type growthLevel struct {
 	RSS   int64         `json:"rss"`        // the plugin process's VmRSS after a forced collection
 	Heap  int64         `json:"heap_inuse"` // the Go heap in use after it
 	Runs  []roundResult `json:"runs"`       // "token" (a random role each read) and "kv"
+	// Scrapes are reads of growth/metrics at the default metrics_role_limit
+	// and with every role's own series.
+	Scrapes []scrapeResult `json:"scrapes"`
+}
+
+// scrapeResult is a metrics read as Prometheus makes it, repeated.
+type scrapeResult struct {
+	Limit    int       `json:"metrics_role_limit"`
+	Series   int       `json:"series"` // sample lines in the answer
+	Bytes    int       `json:"bytes"`
+	Millis   []float64 `json:"millis"` // each read's time, through Vault
+	MedianMs float64   `json:"median_ms"`
+}
+
+// scrapeLimits are the metrics_role_limit values the growth stage scrapes
+// with: the default, and high enough that every role has its own series.
+var scrapeLimits = []int{1000, 100000}
+
+// scrapes reads mount's metrics scrapeTimes times at each of scrapeLimits,
+// the way Prometheus does (a GET with a token, the text format back).
+func (e *env) scrapes(mount string) []scrapeResult {
+	const scrapeTimes = 9
+	var out []scrapeResult
+	for _, limit := range scrapeLimits {
+		e.write(mount+"/config", map[string]interface{}{"metrics_role_limit": limit})
+		r := scrapeResult{Limit: limit}
+		for range scrapeTimes {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+e.v.Addr+"/v1/"+mount+"/metrics", nil)
+			req.Header.Set("X-Vault-Token", e.v.Token)
+			start := time.Now()
+			resp, err := http.DefaultClient.Do(req)
+			check(err, "growth: scraping metrics")
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			check(err, "growth: scraping metrics")
+			r.Millis = append(r.Millis, float64(time.Since(start).Microseconds())/1000)
+			if resp.StatusCode != http.StatusOK {
+				fatalf("growth: metrics answered %s", resp.Status)
+			}
+			r.Bytes, r.Series = len(body), 0
+			for _, line := range strings.Split(string(body), "\n") {
+				if line != "" && !strings.HasPrefix(line, "#") {
+					r.Series++
+				}
+			}
+		}
+		r.MedianMs = summarize(r.Millis).Center
+		out = append(out, r)
+	}
+	e.write(mount+"/config", map[string]interface{}{"metrics_role_limit": scrapeLimits[0]})
+	return out
 }
 
 func stageGrowth(c config, e *env) *growthResults {
@@ -145,6 +197,7 @@ func stageGrowth(c config, e *env) *growthResults {
 		e.revoke("growth/token/")
 		lvl := growthLevel{Roles: n}
 		lvl.RSS, lvl.Heap = e.memory()
+		lvl.Scrapes = e.scrapes("growth")
 		targets := []struct {
 			name  string
 			paths []string
