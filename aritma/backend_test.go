@@ -402,6 +402,9 @@ func TestSecretHygiene_NoSecretOutsideTokenPath(t *testing.T) {
 		if resp != nil {
 			b, _ := json.Marshal(resp)
 			outputs = append(outputs, string(b))
+			if raw, ok := resp.Data[logical.HTTPRawBody].([]byte); ok {
+				outputs = append(outputs, string(raw))
+			}
 		}
 	}
 	for _, path := range []string{"roles/app", "roles/keyed", "roles/keyed/jwks", "environments/fake", "config"} {
@@ -419,22 +422,27 @@ func TestSecretHygiene_NoSecretOutsideTokenPath(t *testing.T) {
 			"error_description": "bad secret " + r.PostForm.Get("client_secret"),
 		})
 	}
-	e.mustWrite(t, "roles/app", map[string]interface{}{"scopes": "bankservice"}) // drops the cached token
+	// The next secret is tried too, and quoted back too.
+	e.mustWrite(t, "roles/app", map[string]interface{}{"scopes": "bankservice", "next_client_secret": testNextClientSecret}) // drops the cached token
 	resp, err := e.request(logical.ReadOperation, "token/app", nil)
 	if err == nil {
 		t.Fatalf("read with a rejected client succeeded: %v", resp.Data)
 	}
-	if !strings.Contains(err.Error(), "invalid_client") {
-		t.Errorf("error %q does not carry the server's invalid_client", err)
+	if !strings.Contains(err.Error(), "invalid_client") || !strings.Contains(err.Error(), "next_client_secret was tried too") {
+		t.Errorf("error %q does not carry the server's invalid_client for both secrets", err)
 	}
 	record(resp, err)
+	for _, path := range []string{"roles/app", "roles/app/status", "metrics"} {
+		record(e.request(logical.ReadOperation, path, nil))
+	}
+	record(e.request(logical.ListOperation, "roles/", nil))
 
 	logs := e.logs.String()
 	if !strings.Contains(logs, "token issued") || !strings.Contains(logs, "token request failed") {
 		t.Fatalf("the captured log does not cover the run; got:\n%s", logs)
 	}
 	for what, secret := range map[string]string{
-		"client secret": testClientSecret, "access token": accessToken,
+		"client secret": testClientSecret, "next client secret": testNextClientSecret, "access token": accessToken,
 		"imported signing key": signingKey, "TLS client key": tlsKey,
 	} {
 		for _, form := range testservers.SecretForms(secret) {
