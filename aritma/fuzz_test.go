@@ -63,7 +63,7 @@ func FuzzTokenResponse(f *testing.F) {
 			assumedLifetime: 5 * time.Minute,
 			retryBase:       time.Microsecond,
 		}
-		tok, _, err := g.fetch(context.Background(), func() time.Time { return now })
+		res, err := g.fetch(context.Background(), func() time.Time { return now })
 		if err != nil {
 			if _, coded := err.(logical.HTTPCodedError); !coded {
 				t.Fatalf("uncoded error %q", err)
@@ -73,8 +73,8 @@ func FuzzTokenResponse(f *testing.F) {
 			}
 			return
 		}
-		if tok.value == "" || tok.tokenType != "Bearer" || !tok.expiresAt.After(now) {
-			t.Fatalf("handed out %+v", tok)
+		if tok := res.token; tok.value == "" || tok.tokenType != "Bearer" || !tok.expiresAt.After(now) {
+			t.Fatalf("handed out %+v", res.token)
 		}
 	})
 }

@@ -42,54 +42,63 @@ type grantClient struct {
 // would only fail again.
 const maxGrantRetries = 2
 
+// grantResult is what a grant did besides its error: the token, how many
+// requests it sent, and whether it switched to the next client secret.
+type grantResult struct {
+	token    *accessToken
+	attempts int
+	switched bool
+}
+
 // fetch runs the grant, with the retries above, within the time limit. When
 // the bank refuses the client (invalid_client) and the role has a next
 // client secret, the grant is tried with it, within the same limit; if the
-// bank takes it, every later request sends it (switched is true) and the
-// role's owner stores the switch.
-func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (tok *accessToken, switched bool, err error) {
+// bank takes it, every later request sends it (switched) and the role's
+// owner stores the switch.
+func (g *grantClient) fetch(ctx context.Context, now func() time.Time) (grantResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.httpClient)
 
 	secret := g.auth.secret()
-	tok, err = g.fetchWith(ctx, now, secret)
+	tok, attempts, err := g.fetchWith(ctx, now, secret)
 	if err == nil || !g.auth.canSwitchFrom(secret) || !refusedClient(err) {
-		return tok, false, err
+		return grantResult{token: tok, attempts: attempts}, err
 	}
-	tok, nextErr := g.fetchWith(ctx, now, g.auth.nextSecret)
+	tok, more, nextErr := g.fetchWith(ctx, now, g.auth.nextSecret)
+	attempts += more
 	if nextErr != nil {
-		return nil, false, withNote(err, "; next_client_secret was tried too, and failed: "+nextErr.Error())
+		return grantResult{attempts: attempts}, withNote(err, "; next_client_secret was tried too, and failed: "+nextErr.Error())
 	}
 	g.auth.usingNext.Store(true)
-	return tok, true, nil
+	return grantResult{token: tok, attempts: attempts, switched: true}, nil
 }
 
 // fetchWith runs the grant with secret as the client secret (if the method
-// sends one), retrying as above.
-func (g *grantClient) fetchWith(ctx context.Context, now func() time.Time, secret string) (*accessToken, error) {
+// sends one), retrying as above, and says how many requests it sent.
+func (g *grantClient) fetchWith(ctx context.Context, now func() time.Time, secret string) (*accessToken, int, error) {
 	for attempt := 0; ; attempt++ {
 		tok, err := g.attempt(ctx, now, secret)
 		if err == nil {
-			return tok, nil
+			return tok, attempt + 1, nil
 		}
 		again, retryAfter := retryable(err)
 		if !again || attempt == maxGrantRetries {
-			return nil, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
+			return nil, attempt + 1, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
 		}
 		wait := g.backoff(attempt)
 		if retryAfter > 0 {
 			wait = retryAfter
 		}
 		if deadline, _ := ctx.Deadline(); time.Until(deadline) < wait {
-			return nil, withNote(describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub),
+			return nil, attempt + 1, withNote(describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub),
 				fmt.Sprintf("; not retried: the next try (in %s) would pass the %s time limit", wait.Round(time.Millisecond), g.timeout))
 		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
+			return nil, attempt + 1, describeGrantError(err, g.tokenURL, g.timeout, g.auth.scrub)
 		case <-timer.C:
 		}
 	}

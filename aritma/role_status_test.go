@@ -111,3 +111,49 @@ func TestRoleStatus_Keys(t *testing.T) {
 		t.Errorf("keys in the status: %v (first %v, rotated %v)", st, first, next)
 	}
 }
+
+// The log lines an operator greps for: a grant at info with its attempts,
+// a failure at warn with its class, attempts and pause, and the grant that
+// ends a pause saying how many failed before it.
+func TestRoleStatus_LogLinesForGrantsFailuresAndPauses(t *testing.T) {
+	e := newTestEnv(t)
+	srv := newFakeAuthServer(t)
+	srv.respond = func(w http.ResponseWriter, r *http.Request, n int) {
+		switch n {
+		case 1, 2: // retried
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 3, 5:
+			writeJSON(w, http.StatusOK, map[string]interface{}{"access_token": "opaque-" + r.PostForm.Get("scope"), "expires_in": 3600, "token_type": "Bearer"})
+		default:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_scope"})
+		}
+	}
+	e.setupRole(t, srv, "r", nil)
+	e.readToken(t, "r")
+	e.clock.Advance(time.Hour)
+	if _, err := e.request(logical.ReadOperation, "token/r", nil); err == nil {
+		t.Fatal("the refused grant succeeded")
+	}
+	e.clock.Advance(time.Minute) // past the pause
+	e.readToken(t, "r")
+
+	var lines []string
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, "token issued") || strings.Contains(line, "token request failed") {
+			lines = append(lines, line)
+		}
+	}
+	want := []string{
+		"[INFO]  token issued: role=r environment=fake outcome=granted latency=0s attempts=3",
+		"[WARN]  token request failed: role=r environment=fake outcome=refused latency=0s attempts=1 failures_in_a_row=1",
+		"[INFO]  token issued: role=r environment=fake outcome=granted latency=0s attempts=1 lifetime=1h0m0s pause_ended_after_failures=1",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d grant log lines, want %d:\n%s", len(lines), len(want), e.logs.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("log line %d:\n got %s\nwant it to contain %s", i, lines[i], w)
+		}
+	}
+}

@@ -235,11 +235,12 @@ type flightResult struct {
 // out (too short-lived for the reader, or the reader went away) is revoked:
 // nobody else would ever revoke it.
 func (s *tokenSource) perLeaseToken(ctx context.Context, want time.Duration) (handout, error) {
-	t, switched, err := s.fetch(ctx)
+	res, err := s.fetch(ctx)
 	if err != nil {
 		return handout{}, err
 	}
-	s.storeSwitch(context.WithoutCancel(ctx), switched)
+	s.storeSwitch(context.WithoutCancel(ctx), res)
+	t := res.token
 	if ctx.Err() != nil {
 		s.discard(ctx, t, "the reader went away")
 		return handout{}, ctx.Err()
@@ -313,25 +314,26 @@ func (s *tokenSource) refresh(ctx context.Context, want time.Duration) (flightRe
 			return flightResult{token: t}, nil
 		}
 	}
-	t, switched, err := s.fetch(ctx)
+	res, err := s.fetch(ctx)
 	if err != nil {
 		return flightResult{}, err
 	}
-	s.current.Store(t)
-	s.storeSwitch(ctx, switched)
-	return flightResult{token: t, fresh: true}, nil
+	s.current.Store(res.token)
+	s.storeSwitch(ctx, res)
+	return flightResult{token: res.token, fresh: true}, nil
 }
 
 // fetch runs a grant unless the role is paused after failures, and learns
-// what the new token delivers. switched says the grant switched to the next
-// client secret: the caller stores that with storeSwitch once the token is
+// what the new token delivers. A result that switched to the next client
+// secret is for the caller to store with storeSwitch, once the token is
 // where the role's next source can take it over.
-func (s *tokenSource) fetch(ctx context.Context) (t *accessToken, switched bool, err error) {
+func (s *tokenSource) fetch(ctx context.Context) (grantResult, error) {
 	if err := s.pause.check(s.now()); err != nil {
-		return nil, false, err
+		return grantResult{}, err
 	}
+	failedBefore, _ := s.pause.state()
 	sentAt := s.now()
-	t, switched, err = s.grant.fetch(ctx, s.now)
+	res, err := s.grant.fetch(ctx, s.now)
 	receivedAt := s.now()
 	latency := receivedAt.Sub(sentAt)
 	if ctx.Err() == nil {
@@ -339,7 +341,7 @@ func (s *tokenSource) fetch(ctx context.Context) (t *accessToken, switched bool,
 		s.pause.record(receivedAt, err)
 	}
 	s.metrics.observeGrant(s.environment, err, latency)
-	if switched {
+	if res.switched {
 		s.stats.secretSwitches.Add(1)
 		s.stats.secretSwitchedAt.Store(receivedAt.UnixNano())
 		s.logger.Warn("client secret switched: the bank refused client_secret (invalid_client) and took next_client_secret, "+
@@ -349,20 +351,25 @@ func (s *tokenSource) fetch(ctx context.Context) (t *accessToken, switched bool,
 		s.stats.recordFailure(receivedAt, err)
 		failures, until := s.pause.state()
 		s.logger.Warn("token request failed", "role", s.role, "environment", s.environment,
-			"outcome", classOf(err), "latency", latency.Round(time.Millisecond).String(),
+			"outcome", classOf(err), "latency", latency.Round(time.Millisecond).String(), "attempts", res.attempts,
 			"failures_in_a_row", failures, "paused_until", until.UTC().Format(time.RFC3339), "error", err.Error())
-		return nil, false, err
+		return res, err
 	}
+	t := res.token
 	s.stats.recordGrant(receivedAt, latency)
-	s.logger.Info("token issued", "role", s.role, "environment", s.environment, "outcome", "granted",
-		"latency", latency.Round(time.Millisecond).String(), "lifetime", t.lifetime().Round(time.Second).String())
+	logArgs := []interface{}{"role", s.role, "environment", s.environment, "outcome", "granted",
+		"latency", latency.Round(time.Millisecond).String(), "attempts", res.attempts, "lifetime", t.lifetime().Round(time.Second).String()}
+	if failedBefore > 0 {
+		logArgs = append(logArgs, "pause_ended_after_failures", failedBefore)
+	}
+	s.logger.Info("token issued", logArgs...)
 	s.learn(t, receivedAt)
-	return t, switched, nil
+	return res, nil
 }
 
 // storeSwitch has the role's owner store a switch to the next client secret.
-func (s *tokenSource) storeSwitch(ctx context.Context, switched bool) {
-	if switched && s.onSecretSwitch != nil {
+func (s *tokenSource) storeSwitch(ctx context.Context, res grantResult) {
+	if res.switched && s.onSecretSwitch != nil {
 		s.onSecretSwitch(ctx)
 	}
 }
