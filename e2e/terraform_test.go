@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ const providerVersion = "0.1.0"
 // section's commands in the order an operator runs them: apply, read a
 // token, give an app its policy, see a clean plan, change scopes, rotate a
 // client secret, run Vault Agent with the example's config, destroy.
+// writeOnlySecret is how a plan shows the role's client secret.
+var writeOnlySecret = regexp.MustCompile(`client_secret_wo += \(write-only attribute\)`)
+
 func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 	if tofuBin == "" || tfProviderMirror == "" {
 		t.Skip("ARITMA_TOFU_BIN or ARITMA_TF_PROVIDER_MIRROR is not set; run make test-terraform")
@@ -49,11 +53,12 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	devSecret, prodSecret := randomSecret("dev-secret"), randomSecret("prod-secret")
-	rotatedSecret := randomSecret("rotated-secret")
+	rotatedSecret, nextProdSecret := randomSecret("rotated-secret"), randomSecret("next-prod-secret")
 	secrets := map[string]string{
 		"development client secret": devSecret,
 		"production client secret":  prodSecret,
 		"rotated client secret":     rotatedSecret,
+		"next production secret":    nextProdSecret,
 	}
 	// The bank: one OAuth server for both environments, on a fixed port so
 	// that it keeps its token URL when it restarts with a rotated secret.
@@ -75,7 +80,8 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 		tf.run(t, 0, "fmt", "-check", "-recursive", "..")
 		tf.run(t, 0, "init")
 		out := tf.run(t, 0, "plan", "-out=aritma.tfplan")
-		if !strings.Contains(out, "client_secret_wo         = (write-only attribute)") {
+		// OpenTofu pads attribute names to the longest shown.
+		if !writeOnlySecret.MatchString(out) {
 			t.Errorf("the plan does not show the client secret as a write-only attribute:\n%s", out)
 		}
 		tf.assertNoSecretsInStateOrPlan(t, secrets, "aritma.tfplan")
@@ -174,6 +180,43 @@ func TestTerraform_ExampleAppliesAndDestroys(t *testing.T) {
 			t.Errorf("after rotation the bank saw %+v, want an active token of payments-dev-client", in)
 		}
 		tf.run(t, 0, "plan", "-detailed-exitcode")
+
+		// Without failed reads: the next secret first, the switch, then the
+		// new secret moved to client_secrets and the next one dropped.
+		tf.setEnv("TF_VAR_next_client_secrets", fmt.Sprintf(`{"payments": %q}`, nextProdSecret))
+		tf.setEnv("TF_VAR_next_client_secret_versions", `{"payments": 1}`)
+		out = tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+		assertPlannedChanges(t, out, `module.aritma.aritma_role.this["payments"]`)
+		tf.assertNoSecretsInStateOrPlan(t, secrets, "aritma.tfplan")
+		tf.run(t, 0, "apply", "aritma.tfplan")
+		if set := v.mustCLI(t, "read", "-field=next_client_secret_set", "aritma/roles/payments"); strings.TrimSpace(set) != "true" {
+			t.Errorf("after the apply, next_client_secret_set = %s", set)
+		}
+		if err := bank.SetClientSecret("payments-client", nextProdSecret); err != nil {
+			t.Fatal(err)
+		}
+		v.mustCLI(t, "write", "-f", "aritma/roles/payments/next-secret/promote")
+		tf.run(t, 0, "plan", "-detailed-exitcode") // the switch is no change to plan
+		if in := bank.verify(t, v.readTokenCLI(t, v.Token, "payments").Data["access_token"].(string)); !in.Active {
+			t.Errorf("after the switch the bank does not take the role's token: %+v", in)
+		}
+		tf.setClientSecrets(t, map[string]string{"payments-dev": rotatedSecret, "payments": nextProdSecret})
+		tf.setEnv("TF_VAR_client_secret_versions", `{"payments-dev": 2, "payments": 2}`)
+		tf.setEnv("TF_VAR_next_client_secrets", `{}`)
+		tf.setEnv("TF_VAR_next_client_secret_versions", `{"payments": 2}`)
+		out = tf.run(t, 2, "plan", "-detailed-exitcode", "-out=aritma.tfplan")
+		assertPlannedChanges(t, out, `module.aritma.aritma_role.this["payments"]`)
+		tf.assertNoSecretsInStateOrPlan(t, secrets, "aritma.tfplan")
+		tf.run(t, 0, "apply", "aritma.tfplan")
+		tf.run(t, 0, "plan", "-detailed-exitcode")
+		role := v.mustCLI(t, "read", "-format=json", "aritma/roles/payments")
+		if !strings.Contains(role, `"next_client_secret_set": false`) || !strings.Contains(role, `"client_secret_switch_reason": "promoted"`) {
+			t.Errorf("after the rotation the role reads:\n%s", role)
+		}
+		if in := bank.verify(t, v.readTokenCLI(t, v.Token, "payments").Data["access_token"].(string)); !in.Active {
+			t.Errorf("after the rotation the bank does not take the role's token: %+v", in)
+		}
+		tf.assertNoSecretsInStateOrPlan(t, secrets)
 
 		// Destroy, planned and applied, leaves nothing behind.
 		tf.run(t, 0, "plan", "-destroy", "-out=aritma.tfplan")

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -326,5 +327,219 @@ resource "echo" "token" {}
 				},
 			),
 		}},
+	})
+}
+
+// nextSecretConfig is a role with a client secret and, when nextVersion is
+// not "null", a next client secret (both ephemeral variables), with a token
+// of its own for every read so that each read reaches the bank.
+func nextSecretConfig(tokenURL, clientID string, version int, nextVersion string) string {
+	return fmt.Sprintf(`
+variable "client_secret" {
+  type      = string
+  ephemeral = true
+}
+
+variable "next_client_secret" {
+  type      = string
+  ephemeral = true
+  default   = null
+}
+
+resource "aritma_environment" "bank" {
+  name      = "bank"
+  token_url = %q
+}
+
+resource "aritma_role" "payments" {
+  name                          = "payments"
+  environment                   = aritma_environment.bank.name
+  client_id                     = %q
+  client_secret_wo              = var.client_secret
+  client_secret_wo_version      = %d
+  next_client_secret_wo         = var.next_client_secret
+  next_client_secret_wo_version = %s
+  scopes                        = ["api"]
+  token_per_lease               = true
+}
+`, tokenURL, clientID, version, nextVersion)
+}
+
+func nextSecretVariables(secret, next string) config.Variables {
+	vars := config.Variables{"client_secret": config.StringVariable(secret)}
+	if next != "" {
+		vars["next_client_secret"] = config.StringVariable(next)
+	}
+	return vars
+}
+
+// The README's rotation without failed reads, with the real OpenTofu, Vault
+// and OAuth server: a next client secret is set and dropped by its version;
+// set again, the bank switches to it and the engine follows on
+// invalid_client, which the next refresh shows without planning a change;
+// then the secret moves to client_secret_wo. The next rotation is promoted
+// by hand instead, with the same clean plan. No secret in state or saved
+// plans after any step.
+func TestAcc_RoleNextClientSecret(t *testing.T) {
+	client := testservers.OAuthClient{ID: "acc-next", Secret: randomHex("acc-next-secret"), AuthMethod: "client_secret_post", Scope: "api", Format: "jwt"}
+	dropped, next, promoted := randomHex("acc-dropped-secret"), randomHex("acc-rotated-secret"), randomHex("acc-promoted-secret")
+	a := startAccServers(t, client)
+	noSecret := noSecretInState(client.Secret, dropped, next, promoted)
+	plans := noSecretInPlans(client.Secret, dropped, next, promoted)
+	url := a.oauth.TokenEndpoint
+	const role = "aritma_role.payments"
+
+	acc.Test(t, acc.TestCase{
+		ProtoV6ProviderFactories: providers,
+		Steps: []acc.TestStep{
+			{
+				Config:           nextSecretConfig(url, client.ID, 1, "null"),
+				ConfigVariables:  nextSecretVariables(client.Secret, ""),
+				ConfigPlanChecks: plans,
+				Check: acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", client.ID),
+					acc.TestCheckResourceAttr(role, "next_client_secret_set", "false"),
+					acc.TestCheckResourceAttr(role, "client_secret_switched_at", "")),
+			},
+			{
+				// A next secret, sent because its version moved.
+				Config:           nextSecretConfig(url, client.ID, 1, "1"),
+				ConfigVariables:  nextSecretVariables(client.Secret, dropped),
+				ConfigPlanChecks: plans,
+				Check: acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", client.ID),
+					acc.TestCheckResourceAttr(role, "next_client_secret_set", "true")),
+			},
+			{
+				// Left out with its version moved: dropped.
+				Config:           nextSecretConfig(url, client.ID, 1, "2"),
+				ConfigVariables:  nextSecretVariables(client.Secret, ""),
+				ConfigPlanChecks: plans,
+				Check: acc.ComposeTestCheckFunc(noSecret,
+					acc.TestCheckResourceAttr(role, "next_client_secret_set", "false"),
+					acc.TestCheckResourceAttr(role, "client_secret_set", "true")),
+			},
+			{
+				// 1. The secret the bank will take next.
+				Config:           nextSecretConfig(url, client.ID, 1, "3"),
+				ConfigVariables:  nextSecretVariables(client.Secret, next),
+				ConfigPlanChecks: plans,
+				Check: acc.ComposeTestCheckFunc(noSecret,
+					acc.TestCheckResourceAttr(role, "next_client_secret_set", "true")),
+			},
+			{
+				// 2. The bank switches; the next read's grant is refused with
+				// the old secret and the engine switches. The refresh shows
+				// it, and the same configuration plans no change (the test
+				// framework fails on a non-empty plan after the apply too).
+				PreConfig: func() {
+					if err := a.oauth.SetClientSecret(client.ID, next); err != nil {
+						t.Fatal(err)
+					}
+					if err := a.tokenWorks("payments", client.ID)(nil); err != nil {
+						t.Fatalf("a read after the bank switched: %v", err)
+					}
+				},
+				Config:          nextSecretConfig(url, client.ID, 1, "3"),
+				ConfigVariables: nextSecretVariables(client.Secret, next),
+				ConfigPlanChecks: acc.ConfigPlanChecks{
+					PreApply:             append(plans.PreApply, plancheck.ExpectEmptyPlan()),
+					PostApplyPostRefresh: plans.PostApplyPostRefresh,
+				},
+				Check: acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", client.ID),
+					acc.TestCheckResourceAttr(role, "next_client_secret_set", "false"),
+					switchedBecause(a, "invalid_client")),
+			},
+			{
+				// 3. The new secret becomes client_secret_wo, and leaves
+				// next_client_secret_wo, each with its version moved.
+				Config:           nextSecretConfig(url, client.ID, 2, "4"),
+				ConfigVariables:  nextSecretVariables(next, ""),
+				ConfigPlanChecks: plans,
+				Check: acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", client.ID),
+					acc.TestCheckResourceAttr(role, "client_secret_set", "true"),
+					acc.TestCheckResourceAttr(role, "next_client_secret_set", "false")),
+			},
+			{
+				// The next rotation, switched by hand: vault write -f
+				// aritma/roles/payments/next-secret/promote.
+				Config:           nextSecretConfig(url, client.ID, 2, "5"),
+				ConfigVariables:  nextSecretVariables(next, promoted),
+				ConfigPlanChecks: plans,
+				Check:            acc.TestCheckResourceAttr(role, "next_client_secret_set", "true"),
+			},
+			{
+				PreConfig: func() {
+					if err := a.oauth.SetClientSecret(client.ID, promoted); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := a.vault.Client.Logical().Write("aritma/roles/payments/next-secret/promote", nil); err != nil {
+						t.Fatalf("promoting the next secret: %v", err)
+					}
+				},
+				Config:          nextSecretConfig(url, client.ID, 2, "5"),
+				ConfigVariables: nextSecretVariables(next, promoted),
+				ConfigPlanChecks: acc.ConfigPlanChecks{
+					PreApply:             append(plans.PreApply, plancheck.ExpectEmptyPlan()),
+					PostApplyPostRefresh: plans.PostApplyPostRefresh,
+				},
+				Check: acc.ComposeTestCheckFunc(noSecret, a.tokenWorks("payments", client.ID), switchedBecause(a, "promoted"),
+					acc.TestCheckResourceAttr(role, "next_client_secret_set", "false")),
+			},
+		},
+	})
+}
+
+// switchedBecause checks that the state shows a switch of client secret, and
+// that the engine's client_secret_switch_reason mentions reason.
+func switchedBecause(a *accServers, reason string) func(*terraform.State) error {
+	return func(s *terraform.State) error {
+		if at := s.RootModule().Resources["aritma_role.payments"].Primary.Attributes["client_secret_switched_at"]; at == "" {
+			return fmt.Errorf("client_secret_switched_at is empty after the switch")
+		}
+		r, err := a.vault.Client.Logical().Read("aritma/roles/payments")
+		if err != nil || r == nil {
+			return fmt.Errorf("reading the role: %v", err)
+		}
+		if got := fmt.Sprint(r.Data["client_secret_switch_reason"]); !strings.Contains(got, reason) {
+			return fmt.Errorf("client_secret_switch_reason = %q, want one with %q", got, reason)
+		}
+		return nil
+	}
+}
+
+// metrics_role_limit with the real OpenTofu and Vault: set, refused out of
+// range with the engine's message, and back to its default when left out.
+func TestAcc_ConfigMetricsRoleLimit(t *testing.T) {
+	// The OAuth server, which the harness starts too, wants a client.
+	a := startAccServers(t, testservers.OAuthClient{ID: "acc-config", Secret: randomHex("acc-config-secret"),
+		AuthMethod: "client_secret_post", Scope: "api", Format: "jwt"})
+	limit := func(want string) func(*terraform.State) error {
+		return func(*terraform.State) error {
+			cfg, err := a.vault.Client.Logical().Read("aritma/config")
+			if err != nil || cfg == nil {
+				return fmt.Errorf("reading the config: %v", err)
+			}
+			if got := fmt.Sprint(cfg.Data["metrics_role_limit"]); got != want {
+				return fmt.Errorf("the engine's metrics_role_limit = %s, want %s", got, want)
+			}
+			return nil
+		}
+	}
+	configWith := func(attrs string) string { return "resource \"aritma_config\" \"this\" {\n" + attrs + "\n}\n" }
+	acc.Test(t, acc.TestCase{
+		ProtoV6ProviderFactories: providers,
+		Steps: []acc.TestStep{
+			{
+				Config: configWith(`metrics_role_limit = 50`),
+				Check:  acc.ComposeTestCheckFunc(acc.TestCheckResourceAttr("aritma_config.this", "metrics_role_limit", "50"), limit("50")),
+			},
+			{
+				Config:      configWith(`metrics_role_limit = 100001`),
+				ExpectError: regexp.MustCompile(`metrics_role_limit must be between 0 and 100000, got 100001`),
+			},
+			{
+				Config: configWith(``),
+				Check:  acc.ComposeTestCheckFunc(acc.TestCheckResourceAttr("aritma_config.this", "metrics_role_limit", "1000"), limit("1000")),
+			},
+		},
 	})
 }

@@ -24,6 +24,7 @@ type configModel struct {
 	DefaultEnvironment  types.String `tfsdk:"default_environment"`
 	DefaultMinRemaining types.Int64  `tfsdk:"default_min_remaining"`
 	RequestTimeout      types.Int64  `tfsdk:"request_timeout"`
+	MetricsRoleLimit    types.Int64  `tfsdk:"metrics_role_limit"`
 }
 
 func (r *configResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -41,6 +42,8 @@ func (r *configResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Description: "min_remaining, in seconds, of roles written without one."},
 			"request_timeout": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(10),
 				Description: "Seconds a token request may take, for environments that set none."},
+			"metrics_role_limit": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(1000),
+				Description: "How many roles get metric series of their own (in name order); the others are summed per environment as role \"_other\". 0 to 100000."},
 		},
 	}
 }
@@ -52,6 +55,7 @@ func (r *configResource) apply(ctx context.Context, plan *configModel) diag.Diag
 		"default_environment":   plan.DefaultEnvironment.ValueString(),
 		"default_min_remaining": plan.DefaultMinRemaining.ValueInt64(),
 		"request_timeout":       plan.RequestTimeout.ValueInt64(),
+		"metrics_role_limit":    plan.MetricsRoleLimit.ValueInt64(),
 	})
 	if diags.HasError() {
 		return diags
@@ -67,6 +71,11 @@ func setConfig(m *configModel, d map[string]interface{}) {
 	m.DefaultEnvironment = types.StringValue(str(d["default_environment"]))
 	m.DefaultMinRemaining = types.Int64Value(num(d["default_min_remaining"]))
 	m.RequestTimeout = types.Int64Value(num(d["request_timeout"]))
+	// An engine before metrics_role_limit neither reads it back nor keeps
+	// it: the planned value stays, rather than a 0 that would never match.
+	if v, ok := d["metrics_role_limit"]; ok {
+		m.MetricsRoleLimit = types.Int64Value(num(v))
+	}
 }
 
 func (r *configResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

@@ -28,34 +28,38 @@ func newRoleResource() resource.Resource {
 }
 
 type roleModel struct {
-	Mount                 types.String `tfsdk:"mount"`
-	Name                  types.String `tfsdk:"name"`
-	Environment           types.String `tfsdk:"environment"`
-	ClientID              types.String `tfsdk:"client_id"`
-	ClientSecretWO        types.String `tfsdk:"client_secret_wo"`
-	ClientSecretWOVersion types.Int64  `tfsdk:"client_secret_wo_version"`
-	ClientSecretSet       types.Bool   `tfsdk:"client_secret_set"`
-	Scopes                types.List   `tfsdk:"scopes"`
-	Audience              types.String `tfsdk:"audience"`
-	Resource              types.List   `tfsdk:"resource"`
-	TokenParams           types.Map    `tfsdk:"token_params"`
-	MinRemaining          types.Int64  `tfsdk:"min_remaining"`
-	AuthMethod            types.String `tfsdk:"auth_method"`
-	SigningAlgorithm      types.String `tfsdk:"signing_algorithm"`
-	PrivateKeyWO          types.String `tfsdk:"private_key_wo"`
-	PrivateKeyWOVersion   types.Int64  `tfsdk:"private_key_wo_version"`
-	TLSClientCert         types.String `tfsdk:"tls_client_cert"`
-	TLSClientKeyWO        types.String `tfsdk:"tls_client_key_wo"`
-	TLSClientKeyWOVersion types.Int64  `tfsdk:"tls_client_key_wo_version"`
-	TokenPerLease         types.Bool   `tfsdk:"token_per_lease"`
-	KeyActivationDelay    types.Int64  `tfsdk:"key_activation_delay"`
-	AllowedGrantTypes     types.List   `tfsdk:"allowed_grant_types"`
-	RedirectURIs          types.List   `tfsdk:"redirect_uris"`
-	ConsentScopes         types.List   `tfsdk:"consent_scopes"`
-	AuthorizationParams   types.Map    `tfsdk:"authorization_params"`
-	PKCE                  types.Bool   `tfsdk:"pkce"`
-	KeepPassword          types.Bool   `tfsdk:"keep_password"`
-	RefreshKeepAlive      types.Int64  `tfsdk:"refresh_keep_alive"`
+	Mount                     types.String `tfsdk:"mount"`
+	Name                      types.String `tfsdk:"name"`
+	Environment               types.String `tfsdk:"environment"`
+	ClientID                  types.String `tfsdk:"client_id"`
+	ClientSecretWO            types.String `tfsdk:"client_secret_wo"`
+	ClientSecretWOVersion     types.Int64  `tfsdk:"client_secret_wo_version"`
+	ClientSecretSet           types.Bool   `tfsdk:"client_secret_set"`
+	NextClientSecretWO        types.String `tfsdk:"next_client_secret_wo"`
+	NextClientSecretWOVersion types.Int64  `tfsdk:"next_client_secret_wo_version"`
+	NextClientSecretSet       types.Bool   `tfsdk:"next_client_secret_set"`
+	ClientSecretSwitchedAt    types.String `tfsdk:"client_secret_switched_at"`
+	Scopes                    types.List   `tfsdk:"scopes"`
+	Audience                  types.String `tfsdk:"audience"`
+	Resource                  types.List   `tfsdk:"resource"`
+	TokenParams               types.Map    `tfsdk:"token_params"`
+	MinRemaining              types.Int64  `tfsdk:"min_remaining"`
+	AuthMethod                types.String `tfsdk:"auth_method"`
+	SigningAlgorithm          types.String `tfsdk:"signing_algorithm"`
+	PrivateKeyWO              types.String `tfsdk:"private_key_wo"`
+	PrivateKeyWOVersion       types.Int64  `tfsdk:"private_key_wo_version"`
+	TLSClientCert             types.String `tfsdk:"tls_client_cert"`
+	TLSClientKeyWO            types.String `tfsdk:"tls_client_key_wo"`
+	TLSClientKeyWOVersion     types.Int64  `tfsdk:"tls_client_key_wo_version"`
+	TokenPerLease             types.Bool   `tfsdk:"token_per_lease"`
+	KeyActivationDelay        types.Int64  `tfsdk:"key_activation_delay"`
+	AllowedGrantTypes         types.List   `tfsdk:"allowed_grant_types"`
+	RedirectURIs              types.List   `tfsdk:"redirect_uris"`
+	ConsentScopes             types.List   `tfsdk:"consent_scopes"`
+	AuthorizationParams       types.Map    `tfsdk:"authorization_params"`
+	PKCE                      types.Bool   `tfsdk:"pkce"`
+	KeepPassword              types.Bool   `tfsdk:"keep_password"`
+	RefreshKeepAlive          types.Int64  `tfsdk:"refresh_keep_alive"`
 }
 
 func (r *roleResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -83,10 +87,21 @@ func (r *roleResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 			"client_secret_wo":         writeOnly("Client secret issued by the bank, for client_secret_post and client_secret_basic."),
 			"client_secret_wo_version": woVersion("client_secret_wo"),
 			"client_secret_set":        schema.BoolAttribute{Computed: true, Description: "Whether the engine holds a client secret for the role."},
-			"scopes":                   schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Scopes to request (api, bankservice, IDENTITY, ...)."},
-			"audience":                 schema.StringAttribute{Optional: true, Description: "audience parameter, for servers that require one."},
-			"resource":                 schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Resource indicators (RFC 8707)."},
-			"token_params":             schema.MapAttribute{ElementType: types.StringType, Optional: true, Description: "Extra form parameters of the token request; not secret."},
+			"next_client_secret_wo": writeOnly("The client secret the bank will take after a rotation, for client_secret_post and client_secret_basic: " +
+				"when the bank refuses client_secret (invalid_client) and takes this one, the engine makes it the client secret. " +
+				"Left out when its version changes, it is dropped."),
+			"next_client_secret_wo_version": schema.Int64Attribute{Optional: true,
+				Description: "Change this to send next_client_secret_wo, or, with next_client_secret_wo left out, to drop the engine's next secret."},
+			// Computed, and unknown in every update's plan (no
+			// UseStateForUnknown): the engine may switch between plan and apply.
+			"next_client_secret_set": schema.BoolAttribute{Computed: true,
+				Description: "Whether the engine holds a next client secret for the role. It turns false when the engine switches to it."},
+			"client_secret_switched_at": schema.StringAttribute{Computed: true,
+				Description: "When the engine last made the next client secret the client secret (RFC 3339), because the bank took it or it was promoted; empty if never."},
+			"scopes":       schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Scopes to request (api, bankservice, IDENTITY, ...)."},
+			"audience":     schema.StringAttribute{Optional: true, Description: "audience parameter, for servers that require one."},
+			"resource":     schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Resource indicators (RFC 8707)."},
+			"token_params": schema.MapAttribute{ElementType: types.StringType, Optional: true, Description: "Extra form parameters of the token request; not secret."},
 			"min_remaining": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(60),
 				Description: "Seconds of life a cached token must have left to be handed out again."},
 			"auth_method":               schema.StringAttribute{Optional: true, Description: "Client authentication, overriding the environment's."},
@@ -166,10 +181,16 @@ func roleData(ctx context.Context, m, config, prior *roleModel, send map[string]
 	// The secrets, each sent on create and again only when its version moves.
 	for field, v := range map[string]types.String{
 		"client_secret": config.ClientSecretWO, "private_key": config.PrivateKeyWO, "tls_client_key": config.TLSClientKeyWO,
+		"next_client_secret": config.NextClientSecretWO,
 	} {
 		if send[field] && !v.IsNull() {
 			data[field] = v.ValueString()
 		}
+	}
+	// A next secret left out when its version moves is dropped: it is the
+	// last step of a rotation, once the secret is in client_secret_wo.
+	if send["next_client_secret"] && config.NextClientSecretWO.IsNull() && prior != nil {
+		data["next_client_secret"] = ""
 	}
 	return data, diags
 }
@@ -181,9 +202,10 @@ func (r *roleResource) apply(ctx context.Context, plan, config, prior *roleModel
 		return prior == nil || !version(plan).Equal(version(prior))
 	}
 	send := map[string]bool{
-		"client_secret":  moved(func(m *roleModel) types.Int64 { return m.ClientSecretWOVersion }),
-		"private_key":    moved(func(m *roleModel) types.Int64 { return m.PrivateKeyWOVersion }),
-		"tls_client_key": moved(func(m *roleModel) types.Int64 { return m.TLSClientKeyWOVersion }),
+		"client_secret":      moved(func(m *roleModel) types.Int64 { return m.ClientSecretWOVersion }),
+		"private_key":        moved(func(m *roleModel) types.Int64 { return m.PrivateKeyWOVersion }),
+		"tls_client_key":     moved(func(m *roleModel) types.Int64 { return m.TLSClientKeyWOVersion }),
+		"next_client_secret": moved(func(m *roleModel) types.Int64 { return m.NextClientSecretWOVersion }),
 	}
 	data, diags := roleData(ctx, plan, config, prior, send)
 	if diags.HasError() {
@@ -226,6 +248,11 @@ func (r *roleResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 // setRole sets every field the engine reads back. Empty strings, lists and
 // maps read as null, as an unset attribute is; a secret the engine no
 // longer holds clears its _wo_version, so that the next plan sends it again.
+// The next client secret is the exception: the engine lets go of it when it
+// switches to it (it is then the client secret), and sending it again
+// would be refused as equal to client_secret, at every apply. Its version
+// stays; next_client_secret_set and client_secret_switched_at, computed
+// only, show the switch without a diff.
 func setRole(m *roleModel, d map[string]interface{}) diag.Diagnostics {
 	var diags diag.Diagnostics
 	m.Environment = types.StringValue(str(d["environment"]))
@@ -237,6 +264,8 @@ func setRole(m *roleModel, d map[string]interface{}) diag.Diagnostics {
 	if d["tls_client_key_set"] != true {
 		m.TLSClientKeyWOVersion = types.Int64Null()
 	}
+	m.NextClientSecretSet = types.BoolValue(d["next_client_secret_set"] == true)
+	m.ClientSecretSwitchedAt = types.StringValue(str(d["client_secret_switched_at"]))
 	m.Scopes = listOrNull(d["scopes"], &diags)
 	m.Audience = stringOrNull(d["audience"])
 	m.Resource = listOrNull(d["resource"], &diags)

@@ -51,7 +51,7 @@ func newFakeVault(t *testing.T) *fakeVault {
 				role = map[string]interface{}{"client_secret_set": false}
 			}
 			for k, v := range data {
-				if k == "client_secret" || k == "tls_client_key" {
+				if k == "client_secret" || k == "next_client_secret" || k == "tls_client_key" {
 					role[k+"_set"] = v != ""
 					continue
 				}
@@ -95,6 +95,7 @@ type protocolTest struct {
 	t        *testing.T
 	server   tfprotov6.ProviderServer
 	types    map[string]tftypes.Object // resource types by name
+	computed map[string][]string       // computed attributes by resource type
 	roleType tftypes.Object
 	last     *tfprotov6.DynamicValue // the state the last apply left
 }
@@ -110,9 +111,14 @@ func newProtocolTest(t *testing.T, vault *fakeVault) *protocolTest {
 	if err != nil || len(schemas.Diagnostics) > 0 {
 		t.Fatalf("schema: %v %v", err, schemas.Diagnostics)
 	}
-	p := &protocolTest{t: t, server: server, types: map[string]tftypes.Object{}}
+	p := &protocolTest{t: t, server: server, types: map[string]tftypes.Object{}, computed: map[string][]string{}}
 	for name, sch := range schemas.ResourceSchemas {
 		p.types[name] = sch.ValueType().(tftypes.Object)
+		for _, attr := range sch.Block.Attributes {
+			if attr.Computed {
+				p.computed[name] = append(p.computed[name], attr.Name)
+			}
+		}
 	}
 	p.roleType = p.types["aritma_role"]
 	providerType := schemas.Provider.ValueType().(tftypes.Object)
@@ -158,39 +164,48 @@ func (p *protocolTest) apply(prior *tfprotov6.DynamicValue, config map[string]tf
 
 func (p *protocolTest) applyTo(typeName string, prior *tfprotov6.DynamicValue, config map[string]tftypes.Value) map[string]tftypes.Value {
 	p.t.Helper()
-	ctx := context.Background()
 	typ := p.types[typeName]
-	configValue := objectOf(typ, config)
-	proposed := map[string]tftypes.Value{}
-	for k, v := range config {
-		if !strings.HasSuffix(k, "_wo") {
-			proposed[k] = v
-		}
-	}
 	if prior == nil {
 		prior = dynamic(p.t, typ, tftypes.NewValue(typ, nil))
-	} else if old := p.decodeAs(typ, prior); old != nil {
-		if v, ok := old["client_secret_set"]; ok {
-			proposed["client_secret_set"] = v // computed: the CLI proposes the prior value
-		}
 	}
-	plan, err := p.server.PlanResourceChange(ctx, &tfprotov6.PlanResourceChangeRequest{
-		TypeName: typeName, PriorState: prior,
-		ProposedNewState: dynamic(p.t, typ, objectOf(typ, proposed)),
-		Config:           dynamic(p.t, typ, configValue),
-	})
-	if err != nil || len(plan.Diagnostics) > 0 {
-		p.t.Fatalf("plan: %v %v", err, plan.Diagnostics)
-	}
-	applied, err := p.server.ApplyResourceChange(ctx, &tfprotov6.ApplyResourceChangeRequest{
+	plan := p.plan(typeName, prior, config)
+	applied, err := p.server.ApplyResourceChange(context.Background(), &tfprotov6.ApplyResourceChangeRequest{
 		TypeName: typeName, PriorState: prior, PlannedState: plan.PlannedState,
-		Config: dynamic(p.t, typ, configValue), PlannedPrivate: plan.PlannedPrivate,
+		Config: dynamic(p.t, typ, objectOf(typ, config)), PlannedPrivate: plan.PlannedPrivate,
 	})
 	if err != nil || len(applied.Diagnostics) > 0 {
 		p.t.Fatalf("apply: %v %v", err, applied.Diagnostics)
 	}
 	p.last = applied.NewState
 	return p.decodeAs(typ, applied.NewState)
+}
+
+// plan plans config over prior (a null object to create).
+func (p *protocolTest) plan(typeName string, prior *tfprotov6.DynamicValue, config map[string]tftypes.Value) *tfprotov6.PlanResourceChangeResponse {
+	p.t.Helper()
+	typ := p.types[typeName]
+	proposed := map[string]tftypes.Value{}
+	for k, v := range config {
+		if !strings.HasSuffix(k, "_wo") {
+			proposed[k] = v
+		}
+	}
+	if old := p.decodeAs(typ, prior); old != nil {
+		for _, computed := range p.computed[typeName] {
+			if _, set := config[computed]; !set {
+				proposed[computed] = old[computed] // as the CLI proposes it
+			}
+		}
+	}
+	plan, err := p.server.PlanResourceChange(context.Background(), &tfprotov6.PlanResourceChangeRequest{
+		TypeName: typeName, PriorState: prior,
+		ProposedNewState: dynamic(p.t, typ, objectOf(typ, proposed)),
+		Config:           dynamic(p.t, typ, objectOf(typ, config)),
+	})
+	if err != nil || len(plan.Diagnostics) > 0 {
+		p.t.Fatalf("plan: %v %v", err, plan.Diagnostics)
+	}
+	return plan
 }
 
 func (p *protocolTest) decode(dv *tfprotov6.DynamicValue) map[string]tftypes.Value {
@@ -443,5 +458,105 @@ func TestRole_LostSecretPlansARewrite(t *testing.T) {
 	p.apply(read.NewState, config)
 	if got := vault.write(1)["client_secret"]; got != "s3cret-v1" {
 		t.Errorf("the apply after the loss sent client_secret %v, want the secret", got)
+	}
+}
+
+// A next client secret is sent when its version moves and never otherwise
+// (nothing at all on a create without one), and dropped with an empty value
+// when its version moves without it; the state never holds it.
+func TestRole_NextSecretSentOnVersionBumpAndDroppedWhenLeftOut(t *testing.T) {
+	vault := newFakeVault(t)
+	p := newProtocolTest(t, vault)
+	config := map[string]tftypes.Value{
+		"name": s("payments"), "environment": s("development"), "client_id": s("c"),
+		"client_secret_wo": s("s3cret-v1"), "client_secret_wo_version": n(1),
+	}
+	state := p.apply(nil, config)
+	if got, sent := vault.write(0)["next_client_secret"]; sent {
+		t.Errorf("a create without a next secret sent next_client_secret %q, want nothing", got)
+	}
+	if v := state["next_client_secret_set"]; !v.Equal(tftypes.NewValue(tftypes.Bool, false)) {
+		t.Errorf("next_client_secret_set = %v after a create without one, want false", v)
+	}
+	if v := state["client_secret_switched_at"]; !v.Equal(s("")) {
+		t.Errorf("client_secret_switched_at = %v before any switch, want \"\"", v)
+	}
+
+	config["next_client_secret_wo"], config["next_client_secret_wo_version"] = s("n3xt-v2"), n(1)
+	state = p.apply(p.last, config)
+	if got := vault.write(1)["next_client_secret"]; got != "n3xt-v2" {
+		t.Errorf("a version bump sent next_client_secret %v, want the next secret", got)
+	}
+	if _, sent := vault.write(1)["client_secret"]; sent {
+		t.Error("a bump of next_client_secret_wo_version alone sent the client secret too")
+	}
+	if v := state["next_client_secret_set"]; !v.Equal(tftypes.NewValue(tftypes.Bool, true)) {
+		t.Errorf("next_client_secret_set = %v, want true", v)
+	}
+	for name, v := range state {
+		if strings.Contains(v.String(), "n3xt") || strings.Contains(v.String(), "s3cret") {
+			t.Errorf("the state's %s holds a secret", name)
+		}
+	}
+
+	config["scopes"] = tftypes.NewValue(tftypes.List{ElementType: tftypes.String}, []tftypes.Value{s("api")})
+	p.apply(p.last, config)
+	if got, sent := vault.write(2)["next_client_secret"]; sent {
+		t.Errorf("an update without a version bump sent next_client_secret %q", got)
+	}
+
+	delete(config, "next_client_secret_wo")
+	config["next_client_secret_wo_version"] = n(2)
+	state = p.apply(p.last, config)
+	if got, sent := vault.write(3)["next_client_secret"]; !sent || got != "" {
+		t.Errorf("a version bump without a next secret sent next_client_secret %q (sent %v), want \"\" to drop it", got, sent)
+	}
+	if v := state["next_client_secret_set"]; !v.Equal(tftypes.NewValue(tftypes.Bool, false)) {
+		t.Errorf("next_client_secret_set = %v after the drop, want false", v)
+	}
+}
+
+// When the engine switches to the next secret outside OpenTofu (the bank
+// took it, or someone promoted it), a refresh shows the switch and keeps
+// next_client_secret_wo_version: the next plan changes nothing. Clearing
+// the version, as for a lost client secret, would resend the next secret at
+// every apply, which the engine refuses as equal to client_secret.
+func TestRole_SwitchOutsidePlansNoChange(t *testing.T) {
+	vault := newFakeVault(t)
+	p := newProtocolTest(t, vault)
+	config := map[string]tftypes.Value{
+		"name": s("payments"), "environment": s("development"), "client_id": s("c"),
+		"client_secret_wo": s("s3cret-v1"), "client_secret_wo_version": n(1),
+		"next_client_secret_wo": s("n3xt-v2"), "next_client_secret_wo_version": n(1),
+	}
+	p.apply(nil, config)
+	vault.mu.Lock()
+	role := vault.roles["aritma/roles/payments"]
+	role["next_client_secret_set"] = false
+	role["client_secret_switched_at"] = "2026-05-04T10:00:00Z"
+	role["client_secret_switch_reason"] = "promoted"
+	vault.mu.Unlock()
+
+	read, err := p.server.ReadResource(context.Background(), &tfprotov6.ReadResourceRequest{TypeName: "aritma_role", CurrentState: p.last})
+	if err != nil || len(read.Diagnostics) > 0 {
+		t.Fatalf("read: %v %v", err, read.Diagnostics)
+	}
+	refreshed := p.decode(read.NewState)
+	for attr, want := range map[string]tftypes.Value{
+		"next_client_secret_set":        tftypes.NewValue(tftypes.Bool, false),
+		"client_secret_switched_at":     s("2026-05-04T10:00:00Z"),
+		"next_client_secret_wo_version": n(1),
+		"client_secret_wo_version":      n(1),
+	} {
+		if !refreshed[attr].Equal(want) {
+			t.Errorf("after the switch, %s = %v, want %v", attr, refreshed[attr], want)
+		}
+	}
+
+	planned := p.decode(p.plan("aritma_role", read.NewState, config).PlannedState)
+	for attr, v := range refreshed {
+		if !planned[attr].Equal(v) {
+			t.Errorf("the plan after the switch changes %s from %v to %v, want no change", attr, v, planned[attr])
+		}
 	}
 }

@@ -37,4 +37,8 @@ module "aritma" {
   client_secrets         = var.client_secrets
   client_secret_versions = var.client_secret_versions
   applications           = var.applications
+
+  # A rotation without failed reads: see the README.
+  next_client_secrets         = var.next_client_secrets
+  next_client_secret_versions = var.next_client_secret_versions
 }

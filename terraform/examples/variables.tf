@@ -49,3 +49,17 @@ variable "client_secret_versions" {
   type        = map(number)
   default     = {}
 }
+
+variable "next_client_secrets" {
+  description = "The secret the bank will take next, for roles in a rotation, by role name. Pass it as TF_VAR_next_client_secrets; it is kept in no plan or state."
+  type        = map(string)
+  ephemeral   = true
+  sensitive   = true
+  default     = {}
+}
+
+variable "next_client_secret_versions" {
+  description = "Version of each role's next client secret: set or change it to send one, or to drop it."
+  type        = map(number)
+  default     = {}
+}

@@ -59,6 +59,13 @@ resource "aritma_role" "this" {
   client_secret_wo         = lookup(var.client_secrets, each.key, null)
   client_secret_wo_version = lookup(var.client_secret_versions, each.key, 1)
 
+  # The secret the bank takes next (a rotation without failed reads): sent
+  # whenever the role's version in next_client_secret_versions changes, and
+  # dropped if the role is then not in next_client_secrets. No version by
+  # default, so that the first one given is a change.
+  next_client_secret_wo         = lookup(var.next_client_secrets, each.key, null)
+  next_client_secret_wo_version = lookup(var.next_client_secret_versions, each.key, null)
+
   # A role's environment must exist before it, and a custom environment
   # cannot be deleted while a role uses it.
   depends_on = [aritma_environment.this]

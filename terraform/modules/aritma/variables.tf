@@ -123,6 +123,28 @@ variable "client_secret_versions" {
   default     = {}
 }
 
+variable "next_client_secrets" {
+  description = <<-EOF
+    The client secret the bank will take next, for roles in the middle of a
+    rotation, by role name. Ephemeral, like client_secrets. Reads keep using
+    the client secret; when the bank refuses it (invalid_client) and takes
+    this one, the engine switches to it, and no read fails. A secret is
+    written when the role's entry in next_client_secret_versions changes; a
+    role left out of this map when its version changes has its next secret
+    dropped.
+  EOF
+  type        = map(string)
+  ephemeral   = true
+  sensitive   = true
+  default     = {}
+}
+
+variable "next_client_secret_versions" {
+  description = "Version of each role's next client secret, by role name (default: none). Not secret: set or change a role's version together with next_client_secrets to send the next secret to Vault, or with the role left out of next_client_secrets to drop it."
+  type        = map(number)
+  default     = {}
+}
+
 variable "applications" {
   description = "Applications, by name, and the roles whose tokens each may read. Each gets a policy named <path>-<application> (slashes in path become dashes)."
   type        = map(list(string))
