@@ -33,8 +33,9 @@ const metricsPath = "metrics"
 // otherRoles is the role label of the roles past metrics_role_limit.
 const otherRoles = "_other"
 
-// grantOutcomes are the outcome label values of aritma_grants_total.
-var grantOutcomes = append([]string{"granted"}, failureClasses...)
+// grantOutcomes are the outcome label values of aritma_grants_total: a
+// grant, then the failure classes in their order.
+var grantOutcomes = [...]string{"granted", failRefused, failServer, failNetwork, failTimeout}
 
 // engineMetrics are the metrics that are not role counters: the grant
 // latency histogram, observed when a grant ends.
@@ -272,7 +273,7 @@ func (s *roleSample) emit(ch chan<- prometheus.Metric, role, env string) {
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, role, env)
 	}
-	if s.hasSource || s.grants != [5]float64{} {
+	if s.hasSource || s.grants != [len(grantOutcomes)]float64{} {
 		for i, outcome := range grantOutcomes {
 			counter(descGrants, s.grants[i], outcome)
 		}

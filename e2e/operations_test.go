@@ -105,10 +105,19 @@ func TestE2E_PrometheusScrapesTheEngine(t *testing.T) {
 		}
 	}
 
-	targets, err := prom.Targets()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each target is scraped on its own schedule: wait for both.
+	var targets []testservers.TargetHealth
+	waitFor(t, 30*time.Second, "Prometheus to scrape both targets", func() bool {
+		var err error
+		targets, err = prom.Targets()
+		scraped := 0
+		for _, target := range targets {
+			if target.Health != "unknown" {
+				scraped++
+			}
+		}
+		return err == nil && scraped == 2
+	})
 	var refused bool
 	for _, target := range targets {
 		switch target.Job {
