@@ -42,6 +42,13 @@ type configEntry struct {
 	MetricsRoleLimit int `json:"metrics_role_limit"`
 }
 
+// forGrants is the config as grants see it: without what only metrics
+// read, whose changes keep every cached token and source.
+func (c configEntry) forGrants() configEntry {
+	c.MetricsRoleLimit = 0
+	return c
+}
+
 func defaultConfig() *configEntry {
 	return &configEntry{
 		DefaultEnvironment:  defaultEnvironmentName,
@@ -143,6 +150,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
+	before := cfg.forGrants()
 	if v, ok := d.GetOk("default_environment"); ok {
 		name := v.(string)
 		env, err := getEnvironment(ctx, req.Storage, name)
@@ -180,7 +188,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("writing config: %w", err)
 	}
-	b.dropAllSources()
+	if cfg.forGrants() != before {
+		b.dropAllSources()
+	}
 	return nil, nil
 }
 

@@ -159,7 +159,14 @@ func TestMetrics_RoleLimitSumsTheRest(t *testing.T) {
 	if got, _ := metricValue(families, "aritma_metrics_roles_aggregated"); got != 3 {
 		t.Errorf("roles aggregated = %v, want 3", got)
 	}
-	// Changing the limit is no change to how grants run: tokens are kept.
+	// Changing the limit is no change to how grants run: the cached
+	// sources stay, so no read goes back to storage for them.
+	e.readToken(t, "r0")
+	src, _ := e.b.cachedSource("r0")
+	e.mustWrite(t, "config", map[string]interface{}{"metrics_role_limit": 3})
+	if again, _ := e.b.cachedSource("r0"); again == nil || again != src {
+		t.Errorf("a metrics_role_limit change dropped the role's cached source")
+	}
 	before := srv.count()
 	e.readToken(t, "r0")
 	if srv.count() != before {

@@ -61,13 +61,11 @@ func grantSettings(role *roleEntry, env *environmentEntry, cfg *configEntry) [sh
 	// The customer grants' settings: client_credentials tokens do not use them.
 	r.RedirectURIs, r.ConsentScopes, r.AuthorizationParams = nil, nil, nil
 	r.NoPKCE, r.KeepPassword, r.RefreshKeepAlive = false, false, 0
-	c := *cfg
-	c.MetricsRoleLimit = 0 // what metrics show, not how grants run
 	raw, _ := json.Marshal(struct {
 		Role        roleEntry
 		Environment *environmentEntry
 		Config      configEntry
-	}{r, env, c})
+	}{r, env, cfg.forGrants()})
 	return sha256.Sum256(raw)
 }
 
