@@ -197,7 +197,6 @@ func stageGrowth(c config, e *env) *growthResults {
 		e.revoke("growth/token/")
 		lvl := growthLevel{Roles: n}
 		lvl.RSS, lvl.Heap = e.memory()
-		lvl.Scrapes = e.scrapes("growth")
 		targets := []struct {
 			name  string
 			paths []string
@@ -211,6 +210,9 @@ func stageGrowth(c config, e *env) *growthResults {
 			}
 			e.revoke("growth/token/")
 		}
+		// After the rounds: a scrape of every role's series makes megabytes
+		// of garbage in Vault and the plugin.
+		lvl.Scrapes = e.scrapes("growth")
 		logf("  RSS %.1f MiB, heap %.1f MiB; token reads ×%.2f of KV's", mib(lvl.RSS), mib(lvl.Heap),
 			summarize(roundRatios(lvl.Runs, r.Conc, "token", "kv")).Center)
 		r.Levels = append(r.Levels, lvl)
