@@ -26,7 +26,7 @@ import (
 // histogram is by environment only. The first metrics_role_limit roles in
 // name order get series of their own; the others are summed per
 // environment under role="_other". A scrape of 10,000 roles at the default
-// limit of 1,000 has about 9,000 series.
+// limit of 1,000 has about 11,000 series (11 a role).
 
 const metricsPath = "metrics"
 
