@@ -130,6 +130,14 @@ echo "rendered $work/access_token: ${rendered:0:40}... (${#rendered} characters)
 grants="$(curl -fsS "$(sed -E 's/.*"stats_endpoint":"([^"]+)".*/\1/' <<<"$oauth_ready")" | sed -E 's/.*"grants":([0-9]+).*/\1/')"
 echo "grants at the authorization server so far: $grants (the CLI read and the agent's read share one cached token)"
 
+step "What the role did on this node, and the same as Prometheus metrics"
+show vault read aritma/roles/demo/status
+printf '$ vault policy write metrics - <<EOF\npath "aritma/metrics" { capabilities = ["read"] }\nEOF\n'
+vault policy write metrics - <<<'path "aritma/metrics" { capabilities = ["read"] }'
+metrics_token="$(vault token create -policy=metrics -field=token)"
+printf '$ curl -H "X-Vault-Token: <metrics token>" %s/v1/aritma/metrics | grep role=\"demo\"\n' "$VAULT_ADDR"
+curl -fsS -H "X-Vault-Token: $metrics_token" "$VAULT_ADDR/v1/aritma/metrics" | grep 'role="demo"'
+
 if [[ -t 0 && -t 1 ]]; then
   step "Ready. In another terminal:"
   cat <<TXT
