@@ -673,6 +673,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 		if err != nil {
 			return fmt.Errorf("listing the credentials of role %q: %w", role, err)
 		}
+		b.statsFor(role).usedWith(r.Environment) // its credentials are counted from here on
 		for _, name := range names {
 			// Jittered, so that credentials consented together do not all
 			// refresh in the same minute.
@@ -692,8 +693,14 @@ func (b *backend) keepAlive(ctx context.Context, s logical.Storage, mount, role,
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	cred, err := getCredential(ctx, s, role, name)
-	if err != nil || cred == nil || cred.Status != credActive || cred.RefreshToken == "" || b.now().Sub(cred.RefreshedAt) < due {
+	if err != nil || cred == nil {
 		return err
+	}
+	// Read anyway: the metrics learn which credentials need consent, after
+	// a restart too.
+	b.statsFor(role).noteCredential(name, cred.Status == credNeedsConsent)
+	if cred.Status != credActive || cred.RefreshToken == "" || b.now().Sub(cred.RefreshedAt) < due {
+		return nil
 	}
 	c, errResp, err := b.loadCredentialRequest(ctx, s, mount, role, name, grantAuthorizationCode, grantPassword)
 	if err != nil {

@@ -1,6 +1,7 @@
 package aritma
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -212,5 +213,33 @@ func TestMetrics_CredentialRenewalsAndNeedsConsent(t *testing.T) {
 	families, _ = e.scrape(t)
 	if got, _ := metricValue(families, "aritma_credentials_needing_consent", role...); got != 0 {
 		t.Errorf("after deleting the credential, %v need consent", got)
+	}
+}
+
+// After a restart, the keep-alive job's round tells the metrics which of a
+// keep-alive role's credentials need consent, before any read.
+func TestMetrics_NeedsConsentKnownAfterARestart(t *testing.T) {
+	e := newTestEnv(t)
+	bank := newFakeBank(t)
+	e.setupConsentRole(t, bank, map[string]interface{}{"refresh_keep_alive": "1h"})
+	e.consent(t, bank, "kari")
+	cred := e.storedCredential(t, "kari")
+	cred.Status = credNeedsConsent
+	if err := e.b.putCredential(context.Background(), e.storage, "acct", "kari", cred); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := newTestEnv(t)
+	restarted.storage = e.storage
+	families, _ := restarted.scrape(t)
+	if _, ok := metricValue(families, "aritma_credentials_needing_consent", "role", "acct", "environment", "bank"); ok {
+		t.Fatalf("a fresh node knows of credentials before reading any")
+	}
+	if err := restarted.b.periodic(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	families, _ = restarted.scrape(t)
+	if got, _ := metricValue(families, "aritma_credentials_needing_consent", "role", "acct", "environment", "bank"); got != 1 {
+		t.Errorf("after the keep-alive round, %v credentials need consent, want 1", got)
 	}
 }
