@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,8 +19,26 @@ import (
 )
 
 // make e2e unpacks Debian's prometheus (scripts/install-prometheus.sh) and
-// sets it.
+// sets it; promtool comes with it.
 var prometheusBin = os.Getenv("ARITMA_PROMETHEUS")
+
+// alertRules are the example's alerting rules, and alertRuleTests their
+// promtool tests.
+var (
+	alertRules     = filepath.Join("..", "terraform", "examples", "prometheus", "alerts.yml")
+	alertRuleTests = filepath.Join("..", "terraform", "examples", "prometheus", "alerts_test.yml")
+)
+
+// The example's alerting rules pass their own tests in promtool: each
+// alert fires when it should and stays quiet when it should not.
+func TestE2E_AlertRules(t *testing.T) {
+	requirePrometheus(t)
+	t.Parallel()
+	out, err := exec.Command(filepath.Join(filepath.Dir(prometheusBin), "promtool"), "test", "rules", alertRuleTests).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
 
 func requirePrometheus(t *testing.T) {
 	t.Helper()
@@ -71,7 +90,7 @@ func TestE2E_PrometheusScrapesTheEngine(t *testing.T) {
 		return path
 	}
 	metricsToken, appToken := tokenFile("metrics"), tokenFile("app-only")
-	prom, err := testservers.StartPrometheus(prometheusBin, dir,
+	prom, err := testservers.StartPrometheus(prometheusBin, dir, []string{alertRules},
 		testservers.PrometheusTarget{Job: "aritma", Address: v.Addr, MetricsPath: "/v1/aritma/metrics", BearerTokenFile: metricsToken},
 		testservers.PrometheusTarget{Job: "aritma-no-policy", Address: v.Addr, MetricsPath: "/v1/aritma/metrics", BearerTokenFile: appToken})
 	if prom != nil {
@@ -102,6 +121,27 @@ func TestE2E_PrometheusScrapesTheEngine(t *testing.T) {
 		samples, err := prom.WaitForQuery(30*time.Second, c.query, func(s []testservers.Sample) bool { return len(s) == 1 && c.ok(s[0].Value) })
 		if err != nil {
 			t.Errorf("%s: want %s: %v (samples %v)", c.query, c.want, err, samples)
+		}
+	}
+
+	// The example's alerting rules, evaluated by the same server, raise
+	// the refusal.
+	waitFor(t, 30*time.Second, "the AritmaGrantsRefused alert for the victim role", func() bool {
+		alerts, err := prom.Alerts()
+		for _, a := range alerts {
+			if a.Labels["alertname"] == "AritmaGrantsRefused" && a.Labels["role"] == "victim" && a.State == "firing" {
+				return err == nil
+			}
+		}
+		return false
+	})
+	alerts, err := prom.Alerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		if a.Labels["role"] == "app" {
+			t.Errorf("the healthy role raised %s", a.Labels["alertname"])
 		}
 	}
 

@@ -35,12 +35,13 @@ type PrometheusTarget struct {
 	BearerTokenFile string
 }
 
-// StartPrometheus writes dir/prometheus.yml for targets, starts bin with its
-// data and log in dir, and waits until the server is ready. The first
+// StartPrometheus writes dir/prometheus.yml for targets and ruleFiles
+// (alerting rules, evaluated every second), starts bin with its data and
+// log in dir, and waits until the server is ready. The first
 // scrapes come about 5 s later: Prometheus hands new targets to its scrape
 // manager every 5 s.
-func StartPrometheus(bin, dir string, targets ...PrometheusTarget) (*Prometheus, error) {
-	config, err := prometheusConfig(targets)
+func StartPrometheus(bin, dir string, ruleFiles []string, targets ...PrometheusTarget) (*Prometheus, error) {
+	config, err := prometheusConfig(ruleFiles, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func StartPrometheus(bin, dir string, targets ...PrometheusTarget) (*Prometheus,
 
 // prometheusConfig is prometheus.yml for targets, written as JSON, which
 // is YAML too and which encoding/json quotes correctly.
-func prometheusConfig(targets []PrometheusTarget) ([]byte, error) {
+func prometheusConfig(ruleFiles []string, targets []PrometheusTarget) ([]byte, error) {
 	type authorization struct {
 		Type            string `json:"type"`
 		CredentialsFile string `json:"credentials_file"`
@@ -123,8 +124,17 @@ func prometheusConfig(targets []PrometheusTarget) ([]byte, error) {
 		}
 		scrapes = append(scrapes, s)
 	}
+	var rules []string
+	for _, f := range ruleFiles {
+		file, err := filepath.Abs(f)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, file)
+	}
 	return json.MarshalIndent(map[string]any{
-		"global":         map[string]string{"scrape_interval": "1s", "scrape_timeout": "1s"},
+		"global":         map[string]string{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+		"rule_files":     rules,
 		"scrape_configs": scrapes,
 	}, "", "  ")
 }
@@ -274,4 +284,22 @@ func (p *Prometheus) Targets() ([]TargetHealth, error) {
 		})
 	}
 	return targets, nil
+}
+
+// Alert is an alert of the server's rules, as /api/v1/alerts has it.
+type Alert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"` // pending or firing
+}
+
+// Alerts are the alerts the server's rules have raised.
+func (p *Prometheus) Alerts() ([]Alert, error) {
+	var data struct {
+		Alerts []Alert `json:"alerts"`
+	}
+	if err := p.api("/api/v1/alerts", nil, &data); err != nil {
+		return nil, err
+	}
+	return data.Alerts, nil
 }

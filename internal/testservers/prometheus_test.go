@@ -58,7 +58,7 @@ aritma_test_cached_tokens 3
 		}
 	}
 	right, wrong := target("right-token", token), target("wrong-token", randomSecret("other-token"))
-	p, err := StartPrometheus(bin, dir, right, wrong)
+	p, err := StartPrometheus(bin, dir, nil, right, wrong)
 	if p != nil {
 		// Cleanups run last first: the server stops, then its log is read.
 		t.Cleanup(func() {
