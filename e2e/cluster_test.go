@@ -83,6 +83,23 @@ func TestReliability_ClusterFailover(t *testing.T) {
 		}
 	}
 
+	// Status and metrics read on any node are the active node's: standbys
+	// forward every request, so Prometheus may scrape any node.
+	activeStatus, err := leader.Client.Logical().Read("aritma/roles/payments/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		st, err := n.Client.Logical().Read("aritma/roles/payments/status")
+		if err != nil || st.Data["node"] != activeStatus.Data["node"] || fmt.Sprint(st.Data["grants"]) != "1" {
+			t.Errorf("%s's status of payments is not the active node's: %v (err %v), want node %v with 1 grant", n.Name, st, err, activeStatus.Data["node"])
+		}
+		body := scrapeMetrics(t, asVault(n), leader.Token)
+		if !strings.Contains(body, `aritma_grants_total{environment="development",outcome="granted",role="payments"} 1`) {
+			t.Errorf("%s's metrics are not the active node's:\n%s", n.Name, body)
+		}
+	}
+
 	seen := newReadLog(len(c.Nodes))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
