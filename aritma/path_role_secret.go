@@ -58,15 +58,17 @@ func pathRoleSecret(b *backend) []*framework.Path {
 
 func (b *backend) pathNextSecretPromote(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	return b.changeNextSecret(ctx, req.Storage, name, func(role *roleEntry) *logical.Response {
+	resp, err := b.changeNextSecret(ctx, req.Storage, name, func(role *roleEntry) *logical.Response {
 		if role.NextClientSecret == "" {
 			return logical.ErrorResponse("role %q has no next_client_secret to promote; write one first", name)
 		}
-		role.ClientSecret, role.NextClientSecret = role.NextClientSecret, ""
-		role.SecretSwitch = &secretSwitch{At: b.now().UTC(), Reason: switchPromoted}
-		b.Logger().Info("client secret switched: next_client_secret promoted", "role", name, "environment", role.Environment)
+		role.promoteNextSecret(b.now(), switchPromoted)
 		return nil
 	})
+	if err == nil && resp == nil {
+		b.Logger().Info("client secret switched: next_client_secret promoted", "role", name)
+	}
+	return resp, err
 }
 
 func (b *backend) pathNextSecretDrop(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -109,23 +111,25 @@ func (b *backend) storeSecretSwitch(ctx context.Context, name, current, next str
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
 	role, err := getRole(ctx, b.storage, name)
-	if err != nil || role == nil || role.ClientSecret != current || role.NextClientSecret != next {
-		if err != nil {
-			b.Logger().Warn("client secret switch not stored; requests send next_client_secret until the role is written",
-				"role", name, "error", err.Error())
-		}
-		return
-	}
-	role.ClientSecret, role.NextClientSecret = next, ""
-	role.SecretSwitch = &secretSwitch{At: b.now().UTC(), Reason: switchRefused}
-	if err := putRole(ctx, b.storage, name, role); err != nil {
+	if err == nil && role != nil && role.ClientSecret == current && role.NextClientSecret == next {
+		role.promoteNextSecret(b.now(), switchRefused)
 		// A performance secondary cannot write the role: its source keeps
 		// the switch in memory, and the primary makes its own.
+		err = putRole(ctx, b.storage, name, role)
+	}
+	if err != nil {
 		b.Logger().Warn("client secret switch not stored; requests send next_client_secret until the role is written",
 			"role", name, "error", err.Error())
 	}
 	// The source that switched stays: it sends the new client secret
 	// already, and its token is good. Standbys rebuild theirs (invalidate).
+}
+
+// promoteNextSecret makes the next client secret the client secret, and
+// records when and why.
+func (r *roleEntry) promoteNextSecret(at time.Time, reason string) {
+	r.ClientSecret, r.NextClientSecret = r.NextClientSecret, ""
+	r.SecretSwitch = &secretSwitch{At: at.UTC(), Reason: reason}
 }
 
 const pathRoleSecretHelpDescription = `

@@ -258,3 +258,66 @@ func assertNoSecretIn(t *testing.T, e *testEnv, secrets ...string) {
 		}
 	}
 }
+
+// Many readers meet a slow bank that refuses both secrets, and the clock
+// moves during every request: the readers share one grant (one request per
+// secret), each gets the refusal with both answers, and the pause keeps the
+// next readers from the bank. When the bank then takes the next secret, the
+// lease of the token from the second request still ends before the token,
+// though the clock moved during both.
+func TestNextSecret_ManyReadersAtASlowRefusingBankWithAMovingClock(t *testing.T) {
+	e := newTestEnv(t)
+	srv := newFakeAuthServer(t)
+	slowAcceptOnly := func(secret string) {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		srv.respond = func(w http.ResponseWriter, r *http.Request, n int) {
+			time.Sleep(20 * time.Millisecond)
+			e.clock.Advance(3 * time.Second)
+			if r.PostForm.Get("client_secret") != secret {
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]interface{}{"access_token": fmt.Sprintf("opaque-%d", n), "expires_in": 60, "token_type": "Bearer"})
+		}
+	}
+	slowAcceptOnly("neither-of-them")
+	e.setupRole(t, srv, "r", map[string]interface{}{"next_client_secret": testNextClientSecret})
+
+	read := func(readers int) []error {
+		errs := make([]error, readers)
+		var wg sync.WaitGroup
+		for i := range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = e.request(logical.ReadOperation, "token/r", nil)
+			}()
+		}
+		wg.Wait()
+		return errs
+	}
+	for i, err := range read(20) {
+		if err == nil || !strings.Contains(err.Error(), "invalid_client") || !strings.Contains(err.Error(), "next_client_secret was tried too") {
+			t.Fatalf("reader %d: %v, want the refusal of both secrets", i, err)
+		}
+	}
+	if got := srv.count(); got != 2 {
+		t.Fatalf("the bank saw %d requests for 20 readers, want 2 (one per secret)", got)
+	}
+	read(20) // during the pause
+	if got := srv.count(); got != 2 {
+		t.Errorf("the bank saw %d requests during the pause, want none after the first 2", got-2)
+	}
+
+	e.clock.Advance(time.Minute) // past the pause
+	slowAcceptOnly(testNextClientSecret)
+	resp := e.readToken(t, "r")
+	src, _ := e.b.cachedSource("r")
+	if left := src.current.Load().expiresAt.Sub(e.clock.Now()); resp.Secret.TTL <= 0 || resp.Secret.TTL > left {
+		t.Errorf("lease %s for a token with %s left", resp.Secret.TTL, left)
+	}
+	if got := srv.count(); got != 4 {
+		t.Errorf("the switch took %d requests, want 2", got-2)
+	}
+}
